@@ -1,0 +1,61 @@
+"""The assistant's routes: write and read a user's memories for a declared purpose."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from memory_store.api.deps import (
+    ListQueryDep,
+    MemoryIdPath,
+    PrincipalDep,
+    PurposeQuery,
+    RuntimeDep,
+    UserIdPath,
+    problem_responses,
+)
+from memory_store.schemas import MemoryCreate, MemoryPage, MemoryPublic
+
+router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
+)
+def write_memory(
+    user_id: UserIdPath,
+    purpose: PurposeQuery,
+    body: MemoryCreate,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> MemoryPublic:
+    """Store a new memory about `user_id`, encrypted under that user's key."""
+    memory = runtime.memories.write(principal, user_id, purpose, body)
+    response.headers["Location"] = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
+    return memory
+
+
+@router.get("", responses=problem_responses(401, 403, 404, 410, 422))
+def list_memories(
+    user_id: UserIdPath,
+    purpose: PurposeQuery,
+    query: ListQueryDep,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> MemoryPage:
+    """The user's memories that `purpose` may use, newest first."""
+    return runtime.memories.list_for_purpose(principal, user_id, purpose, query)
+
+
+@router.get("/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
+def get_memory(
+    user_id: UserIdPath,
+    memory_id: MemoryIdPath,
+    purpose: PurposeQuery,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> MemoryPublic:
+    """One memory, if `purpose` may use its category."""
+    return runtime.memories.get_for_purpose(principal, user_id, memory_id, purpose)

@@ -1,0 +1,73 @@
+"""Dependencies shared by the routers: the runtime, the caller, common parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from memory_store.auth import Principal
+from memory_store.runtime import Runtime
+from memory_store.schemas import USER_ID_PATTERN
+from memory_store.service import ListQuery
+
+# Declared for the OpenAPI document ("Authorize" in /docs); the header is checked below.
+_bearer = HTTPBearer(auto_error=False, description="A token from `memory-store tokens create`.")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, as every refusal is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    request_id: str
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+        for status in statuses
+    }
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_principal(
+    request: Request,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return runtime.tokens.authenticate(request.headers.get("authorization"))
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserIdPath = Annotated[
+    str, Path(pattern=USER_ID_PATTERN, description="1-128 characters of [A-Za-z0-9._@-].")
+]
+MemoryIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+PurposeQuery = Annotated[
+    str,
+    Query(min_length=1, max_length=64, description="Why the memory is used (see the catalogue)."),
+]
+
+
+def list_query(
+    category: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="Keywords, all must match.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+) -> ListQuery:
+    return ListQuery(category=category, q=q, limit=limit, cursor=cursor)
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]

@@ -1,0 +1,41 @@
+"""create_app(settings): the FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from memory_store import __version__
+from memory_store.api import assistant, health, me
+from memory_store.config import Settings
+from memory_store.middleware import RequestContextMiddleware
+from memory_store.problems import install_handlers
+from memory_store.runtime import Runtime, open_runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. Opening the runtime here (not lazily) makes a bad key file or database
+    stop the server before it listens, with a clear message."""
+    settings = settings or Settings()
+    runtime = runtime or open_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="memory-store",
+        version=__version__,
+        description="A privacy-first memory service for AI assistants.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(assistant.router)
+    app.include_router(me.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,60 @@
+"""Settings, read from the environment (prefix MEMORY_STORE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_policy_dir() -> Path:
+    # A wheel carries the policies inside the package; a source checkout has them beside it.
+    bundled = _PACKAGE_DIR / "_policies"
+    return bundled if bundled.is_dir() else _PACKAGE_DIR.parent / "policies"
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start; each field is MEMORY_STORE_<NAME> in the env."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORY_STORE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where state lives by default.")
+    database_url: SecretStr | None = Field(
+        default=None, description="Memory database; default sqlite under data_dir."
+    )
+    keystore_url: SecretStr | None = Field(
+        default=None,
+        description="Wrapped data keys, apart from the memories; default sqlite under data_dir.",
+    )
+    key_file: Path | None = Field(
+        default=None, description="The key-encryption key file; default data_dir/kek.json."
+    )
+    policy_dir: Path = Field(default_factory=_default_policy_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @field_validator("data_dir", "key_file", "policy_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'memory.db'}"
+
+    def resolved_keystore_url(self) -> str:
+        if self.keystore_url is not None:
+            return self.keystore_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'keystore.db'}"
+
+    def resolved_key_file(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "kek.json"

@@ -1,0 +1,267 @@
+"""Envelope encryption: a versioned key-encryption key (KEK) wraps one data key (DEK) per user.
+
+- The KEK lives with a KeyProvider (a local key file by default; a KMS or HSM plugs in here).
+- Each user's DEK is random, 256 bits, and is stored only wrapped (see keystore.py).
+- Contents are AES-256-GCM under the DEK with a fresh 96-bit nonce and associated data that
+  binds the format version, the user id, the memory id and the DEK's id, so a ciphertext
+  moved to another row or user fails to open.
+- Every failure to open raises the same DecryptionError, which says nothing about why.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from memory_store.clock import utc_now
+from memory_store.errors import DecryptionError, KeyProviderError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+CONTENT_FORMAT = 1  # first byte of every content ciphertext
+_KEY_FILE_FORMAT = "memory-store-kek/1"
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A DEK as stored: encrypted under KEK `kek_version`."""
+
+    kek_version: int
+    blob: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class UserKey:
+    """An unwrapped data key. Its bytes never appear in repr() or logs."""
+
+    user_id: str
+    key_id: str
+    secret: bytes = field(repr=False)
+
+
+class KeyProvider(Protocol):
+    """Holds the key-encryption keys. Implement this for a cloud KMS or an HSM."""
+
+    def current_version(self) -> int: ...
+
+    def versions(self) -> list[int]: ...
+
+    def wrap(self, dek: bytes, user_id: str) -> WrappedKey: ...
+
+    def unwrap(self, wrapped: WrappedKey, user_id: str) -> bytes: ...
+
+    def add_version(self) -> int: ...
+
+    def retire_version(self, version: int) -> None: ...
+
+
+def _wrap_aad(user_id: str, kek_version: int) -> bytes:
+    return b"memory-store/dek/1\x00" + user_id.encode() + b"\x00" + str(kek_version).encode()
+
+
+def content_aad(user_id: str, memory_id: str, key_id: str) -> bytes:
+    """Associated data of a memory's ciphertext: format, user, memory and key id."""
+    return b"\x00".join(
+        (
+            b"memory-store/content/%d" % CONTENT_FORMAT,
+            user_id.encode(),
+            memory_id.encode(),
+            key_id.encode(),
+        )
+    )
+
+
+def seal(key: UserKey, plaintext: bytes, memory_id: str) -> bytes:
+    """Encrypt `plaintext` for one memory of the key's user."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    aad = content_aad(key.user_id, memory_id, key.key_id)
+    return bytes([CONTENT_FORMAT]) + nonce + AESGCM(key.secret).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: UserKey, blob: bytes, memory_id: str) -> bytes:
+    """Decrypt a memory's ciphertext; any mismatch raises the one opaque DecryptionError."""
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != CONTENT_FORMAT:
+        raise DecryptionError
+    nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(key.secret).decrypt(
+            nonce, body, content_aad(key.user_id, memory_id, key.key_id)
+        )
+    except (InvalidTag, ValueError):
+        raise DecryptionError from None
+
+
+class LocalKeyFileProvider:
+    """KEKs in a JSON file (mode 0600) outside the database.
+
+    The file holds every KEK version not yet retired and which one is current. The file is
+    re-read when it changes on disk, so `memory-store keys rotate` run beside a live server
+    takes effect there without a restart.
+    """
+
+    def __init__(self, path: Path, *, create: bool) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._signature: tuple[int, int, int] | None = None
+        self._keys: dict[int, bytes] = {}
+        self._current = 0
+        if not path.exists():
+            if not create:
+                raise KeyProviderError(f"key file {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._write({1: secrets.token_bytes(KEY_BYTES)}, current=1, exclusive=True)
+        self._reload(force=True)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _reload(self, *, force: bool = False) -> None:
+        try:
+            st = self._path.stat()
+        except OSError as exc:
+            raise KeyProviderError(
+                f"key file {self._path} cannot be read: {exc.strerror}"
+            ) from None
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if not force and signature == self._signature:
+            return
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyProviderError(
+                f"key file {self._path} is accessible to group or others "
+                f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {self._path}"
+            )
+        try:
+            document = json.loads(self._path.read_text())
+            if document.get("format") != _KEY_FILE_FORMAT:
+                raise ValueError("unknown format")
+            keys = {int(v): base64.b64decode(k, validate=True) for v, k in document["keys"].items()}
+            current = int(document["current"])
+            if current not in keys or any(len(k) != KEY_BYTES for k in keys.values()):
+                raise ValueError("inconsistent keys")
+        except OSError as exc:
+            raise KeyProviderError(
+                f"key file {self._path} cannot be read: {exc.strerror}"
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeyProviderError(f"key file {self._path} is not a valid key file") from None
+        self._keys, self._current, self._signature = keys, current, signature
+
+    def _key(self, version: int) -> bytes:
+        with self._lock:
+            self._reload()
+            key = self._keys.get(version)
+        if key is None:
+            raise KeyProviderError(f"KEK version {version} is not in the key file")
+        return key
+
+    def current_version(self) -> int:
+        with self._lock:
+            self._reload()
+            return self._current
+
+    def versions(self) -> list[int]:
+        with self._lock:
+            self._reload()
+            return sorted(self._keys)
+
+    def wrap(self, dek: bytes, user_id: str) -> WrappedKey:
+        version = self.current_version()
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        ct = AESGCM(self._key(version)).encrypt(nonce, dek, _wrap_aad(user_id, version))
+        return WrappedKey(version, nonce + ct)
+
+    def unwrap(self, wrapped: WrappedKey, user_id: str) -> bytes:
+        try:
+            key = self._key(wrapped.kek_version)
+            nonce, body = wrapped.blob[:NONCE_BYTES], wrapped.blob[NONCE_BYTES:]
+            return AESGCM(key).decrypt(nonce, body, _wrap_aad(user_id, wrapped.kek_version))
+        except (InvalidTag, ValueError, KeyProviderError):
+            raise DecryptionError from None
+
+    # -- changing (the CLI's job) -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        lock_path = self._path.with_name(self._path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def add_version(self) -> int:
+        """Create a new KEK version and make it current. Older versions stay until retired."""
+        with self._exclusive(), self._lock:
+            self._reload(force=True)
+            keys = dict(self._keys)
+            version = max(keys) + 1
+            keys[version] = secrets.token_bytes(KEY_BYTES)
+            self._write(keys, current=version)
+            self._reload(force=True)
+            return version
+
+    def retire_version(self, version: int) -> None:
+        """Destroy an old KEK version. Callers check first that nothing is wrapped by it."""
+        with self._exclusive(), self._lock:
+            self._reload(force=True)
+            if version == self._current:
+                raise KeyProviderError("the current KEK version cannot be retired")
+            if version not in self._keys:
+                raise KeyProviderError(f"KEK version {version} is not in the key file")
+            keys = {v: k for v, k in self._keys.items() if v != version}
+            self._write(keys, current=self._current)
+            self._reload(force=True)
+
+    def _write(self, keys: dict[int, bytes], *, current: int, exclusive: bool = False) -> None:
+        document = {
+            "format": _KEY_FILE_FORMAT,
+            "current": current,
+            "keys": {str(v): base64.b64encode(k).decode() for v, k in sorted(keys.items())},
+            "written_at": utc_now().isoformat(),
+        }
+        data = json.dumps(document, indent=2).encode()
+        tmp = self._path.with_name(f".{self._path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            # First run: never overwrite a key file another process created meanwhile.
+            try:
+                os.link(tmp, self._path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        else:
+            tmp.replace(self._path)
+        dir_fd = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def new_data_key() -> tuple[str, bytes]:
+    """A fresh (key id, 256-bit DEK) pair. The id is random so it reveals nothing."""
+    return secrets.token_hex(8), secrets.token_bytes(KEY_BYTES)

@@ -1,0 +1,88 @@
+"""structlog setup: JSON (or console) lines, each with the request id, never a secret.
+
+`redact_secrets` is the last line of defence: whatever a caller passes, fields that could
+hold memory contents, search text, tokens or keys are replaced before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+_SECRET_FIELDS = frozenset(
+    {
+        "authorization",
+        "body",
+        "content",
+        "cookie",
+        "dek",
+        "kek",
+        "key",
+        "password",
+        "q",
+        "query",
+        "query_string",
+        "secret",
+        "source",
+        "token",
+    }
+)
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for name in list(event_dict):
+        if name.lower() in _SECRET_FIELDS:
+            event_dict[name] = REDACTED
+    return event_dict
+
+
+def configure_logging(log_format: str = "json", level: str = "info") -> None:
+    """Route structlog and the standard library (uvicorn included) through one pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("casbin").setLevel(logging.WARNING)  # it logs the whole policy at start
+    # Uvicorn's access log prints raw query strings (search text); ours logs the route only.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)

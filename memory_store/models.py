@@ -1,0 +1,56 @@
+"""Tables of the memory database. Contents are ciphertext only: no column holds plaintext.
+
+Category and timestamps stay in the clear on purpose: policy and retention need them
+(a documented leak, see README). Every table is keyed by user id first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from memory_store.db import UTCDateTime
+
+
+class Role(StrEnum):
+    assistant = "assistant"
+    user = "user"
+    compliance = "compliance"
+    admin = "admin"
+
+
+class Memory(SQLModel, table=True):
+    __tablename__ = "memories"
+    __table_args__ = (
+        Index("ix_memories_user_created", "user_id", "created_at", "id"),
+        Index("ix_memories_user_category_created", "user_id", "category", "created_at", "id"),
+        Index("ix_memories_expires", "expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(max_length=128)
+    category: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    # AES-GCM of {"content", "source"} under the user's data key (see crypto.seal).
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    version: int = 1
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    # SHA-256 of the whole token, hex. The token itself is shown once and never stored.
+    token_hash: str = Field(max_length=64, unique=True, index=True, repr=False)
+    prefix: str = Field(max_length=16)
+    name: str = Field(max_length=128)
+    role: str = Field(max_length=16)
+    user_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
