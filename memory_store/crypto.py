@@ -115,7 +115,7 @@ class LocalKeyFileProvider:
     def __init__(self, path: Path, *, create: bool) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: tuple[int, int, int, int] | None = None
         self._keys: dict[int, bytes] = {}
         self._current = 0
         if not path.exists():
@@ -138,7 +138,7 @@ class LocalKeyFileProvider:
             raise KeyProviderError(
                 f"key file {self._path} cannot be read: {exc.strerror}"
             ) from None
-        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
         if not force and signature == self._signature:
             return
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -187,11 +187,11 @@ class LocalKeyFileProvider:
         return WrappedKey(version, nonce + ct)
 
     def unwrap(self, wrapped: WrappedKey, user_id: str) -> bytes:
+        key = self._key(wrapped.kek_version)  # KeyProviderError: the service cannot answer
         try:
-            key = self._key(wrapped.kek_version)
             nonce, body = wrapped.blob[:NONCE_BYTES], wrapped.blob[NONCE_BYTES:]
             return AESGCM(key).decrypt(nonce, body, _wrap_aad(user_id, wrapped.kek_version))
-        except (InvalidTag, ValueError, KeyProviderError):
+        except (InvalidTag, ValueError):
             raise DecryptionError from None
 
     # -- changing (the CLI's job) -------------------------------------------------------------

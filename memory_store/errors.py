@@ -91,6 +91,12 @@ class MemoryUnreadable(Problem):
     title = "A stored memory can no longer be read"
 
 
+class KeysUnavailable(Problem):
+    status = 503
+    type_slug = "keys-unavailable"
+    title = "The key-encryption key is not available"
+
+
 class DecryptionError(Exception):
     """The one opaque decryption failure. It says nothing about why, on purpose."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     Column,
@@ -74,11 +75,15 @@ class DataKeyring:
     """
 
     _CACHE_SIZE = 4096
+    _CACHE_TTL = timedelta(minutes=5)
 
     def __init__(self, engine: Engine, provider: KeyProvider) -> None:
         self._engine = engine
         self._provider = provider
-        self._cache: OrderedDict[tuple[str, str, int, bytes], bytes] = OrderedDict()
+        # (user, key id, KEK version, wrapped bytes) -> (unwrapped key, when it was unwrapped)
+        self._cache: OrderedDict[tuple[str, str, int, bytes], tuple[bytes, datetime]] = (
+            OrderedDict()
+        )
         self._cache_lock = threading.Lock()
 
     @property
@@ -96,14 +101,18 @@ class DataKeyring:
 
     def _unwrap(self, user_id: str, key_id: str, wrapped: WrappedKey) -> UserKey:
         cache_key = (user_id, key_id, wrapped.kek_version, wrapped.blob)
+        now = utc_now()
+        secret: bytes | None = None
         with self._cache_lock:
-            secret = self._cache.get(cache_key)
-            if secret is not None:
+            cached = self._cache.get(cache_key)
+            if cached is not None and now - cached[1] < self._CACHE_TTL:
+                secret = cached[0]
                 self._cache.move_to_end(cache_key)
         if secret is None:
             secret = self._provider.unwrap(wrapped, user_id)
             with self._cache_lock:
-                self._cache[cache_key] = secret
+                self._cache[cache_key] = (secret, now)
+                self._cache.move_to_end(cache_key)
                 while len(self._cache) > self._CACHE_SIZE:
                     self._cache.popitem(last=False)
         return UserKey(user_id=user_id, key_id=key_id, secret=secret)

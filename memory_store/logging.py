@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -43,7 +43,9 @@ def redact_secrets(
     return event_dict
 
 
-def configure_logging(log_format: str = "json", level: str = "info") -> None:
+def configure_logging(
+    log_format: str = "json", level: str = "info", stream: TextIO | None = None
+) -> None:
     """Route structlog and the standard library (uvicorn included) through one pipeline."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -71,7 +73,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
@@ -80,6 +82,9 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("casbin").setLevel(logging.WARNING)  # it logs the whole policy at start
+    # httpx logs whole URLs at info, query strings (search text) included.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Uvicorn's access log prints raw query strings (search text); ours logs the route only.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -11,7 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memory_store.errors import InvalidRequest, MalformedBody, Problem
+from memory_store.errors import (
+    InvalidRequest,
+    KeyProviderError,
+    KeysUnavailable,
+    MalformedBody,
+    Problem,
+)
 from memory_store.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -61,6 +67,14 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         return problem_response(exc, request)
+
+    @app.exception_handler(KeyProviderError)
+    async def _keys(request: Request, exc: KeyProviderError) -> Response:
+        # The operator's problem, not the caller's: say so without the file's path.
+        _log.error("key_provider_failed", error=str(exc))
+        return problem_response(
+            KeysUnavailable("The service cannot reach its keys; try again later"), request
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

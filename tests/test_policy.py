@@ -1,0 +1,104 @@
+"""Casbin decides from the files in policies/: an edit there changes behaviour, no code."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from memory_store.app import create_app
+from memory_store.auth import Principal
+from memory_store.config import Settings
+from memory_store.errors import NotFound
+from memory_store.models import Role
+from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
+from memory_store.runtime import open_runtime
+from tests.conftest import PURPOSE, assert_problem, bearer, issue_token
+
+SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+
+
+def principal(role: Role, user_id: str | None = None) -> Principal:
+    return Principal(token_id="tok_test", name="test", role=role, user_id=user_id)
+
+
+@pytest.mark.parametrize(
+    ("role", "user_id", "action", "subject", "purpose", "allowed"),
+    [
+        (Role.assistant, None, Action.memory_write, "alice", PURPOSE, True),
+        (Role.assistant, None, Action.memory_read, "alice", PURPOSE, True),
+        (Role.assistant, None, Action.memory_read, "alice", SELF_SERVICE, False),
+        (Role.user, "alice", Action.memory_read, "alice", SELF_SERVICE, True),
+        (Role.user, "alice", Action.memory_read, "alice", PURPOSE, False),
+        (Role.user, "alice", Action.memory_write, "alice", SELF_SERVICE, False),
+        (Role.user, "alice", Action.memory_read, "bob", SELF_SERVICE, False),
+        (Role.compliance, None, Action.memory_read, "alice", PURPOSE, False),
+        (Role.admin, None, Action.memory_read, "alice", PURPOSE, False),
+        (Role.admin, None, Action.memory_write, "alice", PURPOSE, False),
+    ],
+)
+def test_shipped_policy_role_rules(
+    role: Role, user_id: str | None, action: Action, subject: str, purpose: str, allowed: bool
+) -> None:
+    policy = Policy(SHIPPED)
+    request = AccessRequest(principal(role, user_id), action, subject, purpose, "preferences")
+    assert policy.allows(request) is allowed
+
+
+def test_editing_policy_csv_changes_a_decision_without_code(tmp_path: Path) -> None:
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(SHIPPED, policy_dir)
+    settings = Settings(data_dir=tmp_path / "var", policy_dir=policy_dir)
+    runtime = open_runtime(settings)
+    token = issue_token(runtime, Role.assistant)
+    with TestClient(create_app(settings, runtime)) as client:
+        params = {"purpose": PURPOSE}
+        assert client.get(
+            "/v1/users/alice/memories", params=params, headers=bearer(token)
+        ).is_success
+    runtime.close()
+
+    csv = policy_dir / "policy.csv"
+    csv.write_text(
+        "\n".join(
+            line
+            for line in csv.read_text().splitlines()
+            if not line.startswith("p, assistant, memory.read,    personalization")
+        )
+    )
+    runtime = open_runtime(settings)
+    with TestClient(create_app(settings, runtime)) as client:
+        denied = client.get("/v1/users/alice/memories", params=params, headers=bearer(token))
+        assert_problem(denied, 403, "forbidden")
+    runtime.close()
+
+
+def test_editing_the_catalogue_adds_a_category_without_code(tmp_path: Path) -> None:
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(SHIPPED, policy_dir)
+    with (policy_dir / "catalogue.toml").open("a") as catalogue:
+        catalogue.write(
+            '\n[categories.pets]\ndescription = "Pets"\nsensitive = false\nretention_days = 10\n'
+        )
+    settings = Settings(data_dir=tmp_path / "var", policy_dir=policy_dir)
+    runtime = open_runtime(settings)
+    token = issue_token(runtime, Role.assistant)
+    with TestClient(create_app(settings, runtime)) as client:
+        response = client.post(
+            "/v1/users/alice/memories",
+            params={"purpose": PURPOSE},
+            json={"content": "has a cat named Miso", "category": "pets"},
+            headers=bearer(token),
+        )
+        assert response.status_code == 201
+    runtime.close()
+
+
+def test_a_user_denied_on_someone_elses_data_gets_not_found_not_forbidden() -> None:
+    policy = Policy(SHIPPED)
+    with pytest.raises(NotFound):
+        policy.check(
+            AccessRequest(principal(Role.user, "alice"), Action.memory_read, "bob", SELF_SERVICE)
+        )
