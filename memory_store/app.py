@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from memory_store import __version__
-from memory_store.api import assistant, health, me
+from memory_store.api import assistant, consents, health, me
 from memory_store.config import Settings
 from memory_store.middleware import RequestContextMiddleware
 from memory_store.problems import install_handlers
@@ -23,7 +25,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper: asyncio.Task[None] | None = None
+        if settings.retention_sweep_seconds > 0:
+            sweeper = asyncio.create_task(
+                runtime.sweeper.run_forever(settings.retention_sweep_seconds)
+            )
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         runtime.close()
 
     app = FastAPI(
@@ -37,5 +48,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health.router)
     app.include_router(assistant.router)
     app.include_router(me.router)
+    app.include_router(consents.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

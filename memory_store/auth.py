@@ -11,11 +11,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from memory_store.clock import utc_now
 from memory_store.errors import InvalidRequest, Unauthenticated
 from memory_store.models import ApiToken, Role
-from memory_store.repository import TokenRepository
+
+if TYPE_CHECKING:  # the repository imports policy, which needs Principal from here
+    from memory_store.repository import TokenRepository
 
 TOKEN_PREFIX = "mst_"  # noqa: S105 (a prefix, not a secret)
 _DISPLAY_PREFIX_CHARS = 12

@@ -14,7 +14,6 @@ from memory_store.errors import UnknownCategory, UnknownPurpose
 class Purpose:
     name: str
     description: str
-    opt_in: bool
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Catalogue:
     def load(cls, path: Path) -> Catalogue:
         document = tomllib.loads(path.read_text())
         purposes = {
-            name: Purpose(name, str(spec.get("description", "")), bool(spec["opt_in"]))
+            name: Purpose(name, str(spec.get("description", "")))
             for name, spec in document.get("purposes", {}).items()
         }
         categories = {
@@ -58,6 +57,10 @@ class Catalogue:
                 known=sorted(self.purposes),
             )
         return found
+
+    def sensitivity(self, category: str) -> str:
+        """How the policy classes a category: "sensitive" or "ordinary"."""
+        return "sensitive" if self.category(category).sensitive else "ordinary"
 
     def category(self, name: str) -> Category:
         found = self.categories.get(name)

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         "retire", help="destroy an old KEK version that no data key uses any more"
     )
     retire.add_argument("version", type=int)
+
+    retention = commands.add_parser("retention", help="retention of memories")
+    retention_commands = retention.add_subparsers(dest="action", required=True)
+    retention_commands.add_parser("sweep", help="delete every expired memory now, for good")
     return parser
 
 
@@ -119,15 +123,19 @@ def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
             print(f"{report.failed} data key(s) could not be unwrapped", file=sys.stderr)
             return 1
     elif args.action == "retire":
-        still = keyring.wrapped_by(args.version)
-        if still:
-            print(
-                f"KEK v{args.version} still wraps {still} data key(s); run `keys rotate` first",
-                file=sys.stderr,
-            )
+        try:
+            keyring.retire_kek(args.version)
+        except KeyProviderError as exc:
+            print(f"memory-store: cannot retire KEK v{args.version}: {exc}", file=sys.stderr)
             return 1
-        provider.retire_version(args.version)
         print(f"KEK v{args.version} destroyed")
+    return 0
+
+
+def _retention(runtime: Runtime, args: argparse.Namespace) -> int:
+    if args.action == "sweep":
+        purged = runtime.sweeper.sweep()
+        print(f"purged {purged} expired memor{'y' if purged == 1 else 'ies'}")
     return 0
 
 
@@ -140,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         runtime = open_runtime(settings)
         try:
-            handler = _tokens if args.command == "tokens" else _keys
+            handler = {"tokens": _tokens, "keys": _keys, "retention": _retention}[args.command]
             return handler(runtime, args)
         finally:
             runtime.close()

@@ -18,7 +18,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -65,7 +65,7 @@ class KeyProvider(Protocol):
 
     def add_version(self) -> int: ...
 
-    def retire_version(self, version: int) -> None: ...
+    def retire_version(self, version: int, in_use: Callable[[], int]) -> None: ...
 
 
 def _wrap_aad(user_id: str, kek_version: int) -> bytes:
@@ -218,14 +218,21 @@ class LocalKeyFileProvider:
             self._reload(force=True)
             return version
 
-    def retire_version(self, version: int) -> None:
-        """Destroy an old KEK version. Callers check first that nothing is wrapped by it."""
+    def retire_version(self, version: int, in_use: Callable[[], int]) -> None:
+        """Destroy an old KEK version. `in_use` counts the data keys it still wraps; it is
+        asked under the file lock, and a count above zero refuses the retirement."""
         with self._exclusive(), self._lock:
             self._reload(force=True)
             if version == self._current:
                 raise KeyProviderError("the current KEK version cannot be retired")
             if version not in self._keys:
                 raise KeyProviderError(f"KEK version {version} is not in the key file")
+            still = in_use()
+            if still:
+                raise KeyProviderError(
+                    f"KEK version {version} still wraps {still} data key(s); "
+                    "run `memory-store keys rotate` first"
+                )
             keys = {v: k for v, k in self._keys.items() if v != version}
             self._write(keys, current=self._current)
             self._reload(force=True)

@@ -77,6 +77,24 @@ class Forbidden(Problem):
     title = "The policy does not allow this"
 
 
+class ConsentRequired(Problem):
+    status = 403
+    type_slug = "consent-required"
+    title = "The user has not consented to this purpose for this category"
+
+
+class MemoryPaused(Problem):
+    status = 403
+    type_slug = "memory-paused"
+    title = "The user has paused memory"
+
+
+class PreconditionFailed(Problem):
+    status = 412
+    type_slug = "version-mismatch"
+    title = "The memory has changed since you read it"
+
+
 class NotFound(Problem):
     status = 404
     type_slug = "not-found"

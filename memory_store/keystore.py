@@ -91,13 +91,33 @@ class DataKeyring:
         return self._provider
 
     def check_versions(self) -> None:
-        """Refuse to run when the key store holds keys wrapped by a KEK the provider lacks."""
-        missing = set(wrapped_key_counts(self._engine)) - set(self._provider.versions())
+        """Refuse to run unless the provider can unwrap the key store's keys: every KEK
+        version in use must exist, and one data key of each must open (a fresh key file
+        with the same version numbers would otherwise pass)."""
+        in_use = set(wrapped_key_counts(self._engine))
+        missing = in_use - set(self._provider.versions())
         if missing:
             raise KeyProviderError(
                 f"the key store holds data keys wrapped by KEK version(s) {sorted(missing)}, "
                 "which the key file does not have: wrong key file?"
             )
+        for version in sorted(in_use):
+            with self._engine.connect() as conn:
+                sample = conn.execute(
+                    select(data_keys.c.user_id, data_keys.c.wrapped)
+                    .where(data_keys.c.kek_version == version)
+                    .limit(1)
+                ).first()
+            if sample is None:  # destroyed meanwhile: nothing left to check
+                continue
+            user_id, blob = sample
+            try:
+                self._provider.unwrap(WrappedKey(version, blob), user_id)
+            except DecryptionError:
+                raise KeyProviderError(
+                    f"KEK version {version} in the key file does not open the key store's "
+                    "data keys: wrong key file?"
+                ) from None
 
     def _unwrap(self, user_id: str, key_id: str, wrapped: WrappedKey) -> UserKey:
         cache_key = (user_id, key_id, wrapped.kek_version, wrapped.blob)
@@ -158,7 +178,28 @@ class DataKeyring:
             if raced is None:
                 raise
             return raced
+        if wrapped.kek_version not in self._provider.versions():
+            # The KEK version we wrapped with was retired between our read of the current
+            # version and our commit: rewrap now, while we still hold the plaintext key.
+            self._rewrap(user_id, key_id, wrapped.kek_version, secret)
         return UserKey(user_id=user_id, key_id=key_id, secret=secret)
+
+    def _rewrap(self, user_id: str, key_id: str, old_version: int, secret: bytes) -> None:
+        new = self._provider.wrap(secret, user_id)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(data_keys)
+                .where(
+                    data_keys.c.user_id == user_id,
+                    data_keys.c.key_id == key_id,
+                    data_keys.c.kek_version == old_version,
+                )
+                .values(kek_version=new.kek_version, wrapped=new.blob)
+            )
+
+    def retire_kek(self, version: int) -> None:
+        """Destroy KEK `version`, refused while any data key is still wrapped by it."""
+        self._provider.retire_version(version, in_use=lambda: self.wrapped_by(version))
 
     def destroy(self, user_id: str) -> bool:
         """Crypto-shred: delete the user's wrapped key. True if there was one."""
@@ -199,7 +240,7 @@ class DataKeyring:
                         secret = self._provider.unwrap(
                             WrappedKey(row.kek_version, row.wrapped), row.user_id
                         )
-                    except DecryptionError:
+                    except (DecryptionError, KeyProviderError):
                         failed += 1
                         continue
                     new = self._provider.wrap(secret, row.user_id)

@@ -54,3 +54,43 @@ class ApiToken(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConsentChoice(SQLModel, table=True):
+    """A user's current choice for one purpose and one category (or "*": all of them)."""
+
+    __tablename__ = "consents"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    purpose: str = Field(primary_key=True, max_length=64)
+    category: str = Field(primary_key=True, max_length=64)
+    granted: bool
+    version: int  # the history version that set it
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One change of consent, kept as proof of when and how it was given or withdrawn."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ux_consent_events_user_version", "user_id", "version", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=128)
+    version: int  # 1, 2, 3 ... per user
+    purpose: str = Field(max_length=64)
+    category: str = Field(max_length=64)
+    granted: bool
+    previous: str = Field(max_length=16)  # "granted", "withdrawn" or "default"
+    channel: str = Field(max_length=16)  # how the user made the change: "api" or "web"
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UserSettings(SQLModel, table=True):
+    """Per-user switches. No row means the defaults (memory enabled)."""
+
+    __tablename__ = "user_settings"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    memory_enabled: bool = True
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, or_, update
+from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from memory_store.db import session
-from memory_store.models import ApiToken, Memory
+from memory_store.models import ApiToken, ConsentChoice, ConsentEvent, Memory, UserSettings
+from memory_store.policy import ALL_CATEGORIES, SubjectFacts
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,11 @@ class MemoryRepository:
             db.add(memory)
             db.commit()
 
-    def get(self, user_id: str, memory_id: str, *, now: datetime) -> Memory | None:
-        """One live (unexpired) memory of `user_id`, or None."""
+    def get(self, user_id: str, memory_id: str) -> Memory | None:
+        """One memory of `user_id`, expired or not (the policy decides), or None."""
         with session(self._engine) as db:
             return db.exec(
-                select(Memory).where(
-                    Memory.user_id == user_id,
-                    Memory.id == memory_id,
-                    col(Memory.expires_at) > now,
-                )
+                select(Memory).where(Memory.user_id == user_id, Memory.id == memory_id)
             ).first()
 
     def page(
@@ -52,7 +50,8 @@ class MemoryRepository:
         after: Position | None = None,
     ) -> Sequence[Memory]:
         """Up to `limit` live memories of `user_id` in `categories`, newest first, after
-        `after`."""
+        `after`. Expired rows are left out here so that pages stay full; the policy decides
+        on each row again before it is disclosed."""
         query = select(Memory).where(
             Memory.user_id == user_id,
             col(Memory.expires_at) > now,
@@ -71,6 +70,157 @@ class MemoryRepository:
         query = query.order_by(col(Memory.created_at).desc(), col(Memory.id).desc()).limit(limit)
         with session(self._engine) as db:
             return db.exec(query).all()
+
+    def shorten_expiry(
+        self, user_id: str, memory_id: str, expires_at: datetime, *, now: datetime
+    ) -> Memory | None:
+        """Set an earlier expires_at on a live memory (the caller checked it is earlier)."""
+        with session(self._engine) as db:
+            memory = db.exec(
+                select(Memory).where(
+                    Memory.user_id == user_id,
+                    Memory.id == memory_id,
+                    col(Memory.expires_at) > now,
+                )
+            ).first()
+            if memory is None:
+                return None
+            memory.expires_at = expires_at
+            memory.version += 1
+            memory.updated_at = now
+            db.add(memory)
+            db.commit()
+            return memory
+
+    def purge_expired(self, *, now: datetime, batch_size: int = 1000) -> int:
+        """Delete, for good, every memory whose expires_at has passed. Batched, so that a
+        large purge never holds the write lock for long."""
+        purged = 0
+        while True:
+            with session(self._engine) as db:
+                ids = db.exec(
+                    select(Memory.id).where(col(Memory.expires_at) <= now).limit(batch_size)
+                ).all()
+                if not ids:
+                    return purged
+                result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+                    delete(Memory).where(col(Memory.id).in_(ids), col(Memory.expires_at) <= now)
+                )
+                db.commit()
+                purged += result.rowcount
+
+
+class ConsentRepository:
+    """Consent choices, their history, and per-user settings."""
+
+    _RETRIES = 5
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def facts(self, user_id: str) -> SubjectFacts:
+        """Everything a policy decision needs to know about the user's choices."""
+        with session(self._engine) as db:
+            choices = db.exec(select(ConsentChoice).where(ConsentChoice.user_id == user_id)).all()
+            settings = db.get(UserSettings, user_id)
+        return SubjectFacts(
+            memory_enabled=settings.memory_enabled if settings is not None else True,
+            choices={(c.purpose, c.category): c.granted for c in choices},
+        )
+
+    def choices(self, user_id: str) -> list[ConsentChoice]:
+        with session(self._engine) as db:
+            return list(
+                db.exec(select(ConsentChoice).where(ConsentChoice.user_id == user_id)).all()
+            )
+
+    def record(
+        self,
+        user_id: str,
+        purpose: str,
+        category: str,
+        *,
+        granted: bool,
+        channel: str,
+        now: datetime,
+    ) -> ConsentEvent:
+        """Make a choice current and append it to the history, in one transaction. A choice
+        for all categories replaces the per-category ones, so the latest choice wins."""
+        for attempt in range(self._RETRIES):
+            try:
+                return self._record_once(user_id, purpose, category, granted, channel, now)
+            except IntegrityError:  # a concurrent change took our version number: retry
+                if attempt == self._RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_once(
+        self, user_id: str, purpose: str, category: str, granted: bool, channel: str, now: datetime
+    ) -> ConsentEvent:
+        with session(self._engine) as db:
+            last = db.exec(
+                select(func.max(ConsentEvent.version)).where(ConsentEvent.user_id == user_id)
+            ).one()
+            version = (last or 0) + 1
+            current = db.get(ConsentChoice, (user_id, purpose, category))
+            previous = "default" if current is None else _choice_name(current.granted)
+            if category == ALL_CATEGORIES:
+                db.execute(
+                    delete(ConsentChoice).where(
+                        col(ConsentChoice.user_id) == user_id,
+                        col(ConsentChoice.purpose) == purpose,
+                    )
+                )
+            db.merge(
+                ConsentChoice(
+                    user_id=user_id,
+                    purpose=purpose,
+                    category=category,
+                    granted=granted,
+                    version=version,
+                    updated_at=now,
+                )
+            )
+            event = ConsentEvent(
+                user_id=user_id,
+                version=version,
+                purpose=purpose,
+                category=category,
+                granted=granted,
+                previous=previous,
+                channel=channel,
+                at=now,
+            )
+            db.add(event)
+            db.commit()
+            return event
+
+    def history(
+        self, user_id: str, *, limit: int, before_version: int | None = None
+    ) -> Sequence[ConsentEvent]:
+        """The user's consent changes, newest first."""
+        query = select(ConsentEvent).where(ConsentEvent.user_id == user_id)
+        if before_version is not None:
+            query = query.where(col(ConsentEvent.version) < before_version)
+        query = query.order_by(col(ConsentEvent.version).desc()).limit(limit)
+        with session(self._engine) as db:
+            return db.exec(query).all()
+
+    def settings(self, user_id: str) -> UserSettings | None:
+        with session(self._engine) as db:
+            return db.get(UserSettings, user_id)
+
+    def save_settings(self, user_id: str, *, memory_enabled: bool, now: datetime) -> UserSettings:
+        with session(self._engine) as db:
+            row = db.merge(
+                UserSettings(user_id=user_id, memory_enabled=memory_enabled, updated_at=now)
+            )
+            db.commit()
+            return row
+
+
+def _choice_name(granted: bool) -> str:
+    return "granted" if granted else "withdrawn"
 
 
 class TokenRepository:

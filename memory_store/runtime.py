@@ -11,11 +11,13 @@ from memory_store import models  # noqa: F401  (registers the tables)
 from memory_store.auth import TokenService
 from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
+from memory_store.consents import ConsentService
 from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
 from memory_store.keystore import DataKeyring, create_keystore_schema, wrapped_key_counts
 from memory_store.policy import Policy
-from memory_store.repository import MemoryRepository, TokenRepository
+from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
+from memory_store.retention import RetentionSweeper
 from memory_store.service import MemoryService
 
 
@@ -28,6 +30,8 @@ class Runtime:
     catalogue: Catalogue
     policy: Policy
     memories: MemoryService
+    consents: ConsentService
+    sweeper: RetentionSweeper
     tokens: TokenService
 
     def ready(self) -> None:
@@ -62,8 +66,12 @@ def open_runtime(settings: Settings) -> Runtime:
     keyring = DataKeyring(keystore_engine, provider)
     keyring.check_versions()
     catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
-    policy = Policy(settings.policy_dir)
-    memories = MemoryService(MemoryRepository(engine), keyring, policy, catalogue)
+    policy = Policy(settings.policy_dir, catalogue)
+    memory_repository = MemoryRepository(engine)
+    consent_repository = ConsentRepository(engine)
+    memories = MemoryService(memory_repository, consent_repository, keyring, policy, catalogue)
+    consents = ConsentService(consent_repository, policy, catalogue)
+    sweeper = RetentionSweeper(memory_repository, policy)
     tokens = TokenService(TokenRepository(engine))
     return Runtime(
         settings=settings,
@@ -73,5 +81,7 @@ def open_runtime(settings: Settings) -> Runtime:
         catalogue=catalogue,
         policy=policy,
         memories=memories,
+        consents=consents,
+        sweeper=sweeper,
         tokens=tokens,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 USER_ID_PATTERN = r"^[A-Za-z0-9._@-]{1,128}$"
 MAX_CONTENT_CHARS = 4096
@@ -76,3 +76,72 @@ class MemoryPage(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ConsentGrant(BaseModel):
+    """A user's choice for one purpose and one category (or "*": all categories)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    granted: StrictBool = Field(description="true grants the purpose, false withdraws it.")
+
+
+class ConsentState(BaseModel):
+    """Whether the assistant may use one category for one purpose, and why."""
+
+    purpose: str
+    category: str
+    sensitive: bool
+    granted: bool = Field(description="The effective state: may the assistant use it?")
+    default: bool = Field(description="true when the user has made no choice that applies.")
+    source: str = Field(description='"default", "category" or "all_categories".')
+
+
+class ConsentOverview(BaseModel):
+    memory_enabled: bool
+    items: list[ConsentState]
+
+
+class ConsentChange(BaseModel):
+    """One entry of the consent history: proof of when and how a choice was made."""
+
+    version: int
+    purpose: str
+    category: str
+    granted: bool
+    previous: str = Field(description='The choice before: "granted", "withdrawn" or "default".')
+    channel: str = Field(description='How the user made it: "api" or "web".')
+    at: datetime
+
+
+class ConsentChangeResult(BaseModel):
+    change: ConsentChange
+    items: list[ConsentState] = Field(description="The effective state of what changed.")
+
+
+class ConsentHistoryPage(BaseModel):
+    items: list[ConsentChange]
+    next_cursor: str | None
+
+
+class SettingsPublic(BaseModel):
+    memory_enabled: bool
+    updated_at: datetime | None = Field(description="null while the defaults apply.")
+
+
+class SettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_enabled: StrictBool
+
+
+class MemoryPatch(BaseModel):
+    """What a user may change on one of their memories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: AwareDatetime = Field(description="An earlier time to forget the memory at.")
+
+
+class SweepReport(BaseModel):
+    purged: int

@@ -6,29 +6,29 @@ policy has allowed the read.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from memory_store.auth import Principal
 from memory_store.catalogue import Catalogue
 from memory_store.clock import utc_now
 from memory_store.crypto import UserKey, open_sealed, seal
+from memory_store.cursors import decode_cursor, encode_cursor
 from memory_store.errors import (
     DecryptionError,
     InvalidCursor,
     InvalidRequest,
+    KeysUnavailable,
     MemoryUnreadable,
     NotFound,
 )
 from memory_store.keystore import DataKeyring
 from memory_store.models import Memory
 from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
-from memory_store.repository import MemoryRepository, Position
+from memory_store.repository import ConsentRepository, MemoryRepository, Position
 from memory_store.schemas import MemoryCreate, MemoryPage, MemoryPublic
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
@@ -47,21 +47,19 @@ def new_memory_id() -> str:
     return "mem_" + secrets.token_urlsafe(16)
 
 
-def encode_cursor(position: Position) -> str:
-    raw = json.dumps({"t": position.created_at.isoformat(), "i": position.memory_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _position_cursor(position: Position) -> str:
+    return encode_cursor({"t": position.created_at.isoformat(), "i": position.memory_id})
 
 
-def decode_cursor(cursor: str) -> Position:
+def _cursor_position(cursor: str) -> Position:
+    document = decode_cursor(cursor)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        document = json.loads(raw)
         created_at = datetime.fromisoformat(document["t"])
         memory_id = document["i"]
-        if created_at.tzinfo is None or not isinstance(memory_id, str):
-            raise ValueError("bad cursor")
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (KeyError, TypeError, ValueError):
         raise InvalidCursor() from None
+    if created_at.tzinfo is None or not isinstance(memory_id, str):
+        raise InvalidCursor()
     return Position(created_at, memory_id)
 
 
@@ -74,11 +72,13 @@ class MemoryService:
     def __init__(
         self,
         memories: MemoryRepository,
+        consents: ConsentRepository,
         keyring: DataKeyring,
         policy: Policy,
         catalogue: Catalogue,
     ) -> None:
         self._memories = memories
+        self._consents = consents
         self._keyring = keyring
         self._policy = policy
         self._catalogue = catalogue
@@ -91,7 +91,14 @@ class MemoryService:
         self._catalogue.purpose(purpose)
         category = self._catalogue.category(body.category)
         self._policy.check(
-            AccessRequest(principal, Action.memory_write, user_id, purpose, category.name)
+            AccessRequest(
+                principal,
+                Action.memory_write,
+                user_id,
+                purpose,
+                category.name,
+                facts=self._consents.facts(user_id),
+            )
         )
         now = utc_now()
         limit = now + category.retention
@@ -104,7 +111,10 @@ class MemoryService:
                 f"({category.retention.days} days)",
                 latest_allowed=limit.isoformat(),
             )
-        key = self._keyring.key_for_write(user_id)
+        try:
+            key = self._keyring.key_for_write(user_id)
+        except DecryptionError:
+            raise KeysUnavailable("This user's data key cannot be opened") from None
         memory_id = new_memory_id()
         payload = json.dumps({"content": body.content, "source": body.source}).encode()
         row = Memory(
@@ -136,6 +146,31 @@ class MemoryService:
         self._catalogue.purpose(purpose)
         return self._get(principal, user_id, memory_id, purpose)
 
+    def shorten_expiry(
+        self, principal: Principal, memory_id: str, expires_at: datetime
+    ) -> MemoryPublic:
+        """A user brings forward when one of their memories is forgotten."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
+        self._policy.check_role(request, list(self._catalogue.categories))
+        now = utc_now()
+        row = self._memories.get(user_id, memory_id)
+        if row is None:
+            raise _not_found()
+        self._policy.check(_for_row(request, row, now))
+        if expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future; to forget now, delete it")
+        if expires_at > row.expires_at:
+            raise InvalidRequest(
+                "expires_at may only be brought forward",
+                current_expires_at=row.expires_at.isoformat(),
+            )
+        updated = self._memories.shorten_expiry(user_id, memory_id, expires_at, now=now)
+        if updated is None:
+            raise _not_found()
+        read = AccessRequest(principal, Action.memory_read, user_id, SELF_SERVICE)
+        return self._disclose(read, [updated], now)[0]
+
     def list_own(self, principal: Principal, query: ListQuery) -> MemoryPage:
         return self._list(principal, principal.user_id or "", SELF_SERVICE, query)
 
@@ -145,30 +180,27 @@ class MemoryService:
     def _get(
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
     ) -> MemoryPublic:
-        self._policy.check(AccessRequest(principal, Action.memory_read, user_id, purpose))
-        row = self._memories.get(user_id, memory_id, now=utc_now())
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        self._policy.check_role(request, list(self._catalogue.categories))
+        row = self._memories.get(user_id, memory_id)
         if row is None:
             raise _not_found()
-        self._policy.check(
-            AccessRequest(principal, Action.memory_read, user_id, purpose, row.category)
-        )
-        return self._disclose(user_id, [row])[0]
+        now = utc_now()
+        request = replace(request, facts=self._consents.facts(user_id))
+        self._policy.check(_for_row(request, row, now))
+        return self._disclose(request, [row], now)[0]
 
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
     ) -> MemoryPage:
         if query.category is not None:
             self._catalogue.category(query.category)
-        after = decode_cursor(query.cursor) if query.cursor else None
-        self._policy.check(AccessRequest(principal, Action.memory_read, user_id, purpose))
-        categories = [
-            name
-            for name in self._catalogue.categories
-            if (query.category is None or name == query.category)
-            and self._policy.allows(
-                AccessRequest(principal, Action.memory_read, user_id, purpose, name)
-            )
-        ]
+        after = _cursor_position(query.cursor) if query.cursor else None
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        self._policy.check_role(request, list(self._catalogue.categories))
+        request = replace(request, facts=self._consents.facts(user_id))
+        wanted = [query.category] if query.category else list(self._catalogue.categories)
+        categories = self._policy.allowed_categories(request, wanted)
         if not categories:
             return MemoryPage(items=[], next_cursor=None)
         terms = query.q.casefold().split() if query.q else []
@@ -177,11 +209,11 @@ class MemoryService:
             rows = self._memories.page(
                 user_id, now=now, limit=query.limit + 1, categories=categories, after=after
             )
-            items = self._disclose(user_id, rows[: query.limit])
+            items = self._disclose(request, rows[: query.limit], now)
             more = len(rows) > query.limit
         else:
             items, more = self._search(
-                user_id=user_id,
+                request=request,
                 now=now,
                 categories=categories,
                 after=after,
@@ -189,14 +221,16 @@ class MemoryService:
                 limit=query.limit,
             )
         next_cursor = (
-            encode_cursor(Position(items[-1].created_at, items[-1].id)) if more and items else None
+            _position_cursor(Position(items[-1].created_at, items[-1].id))
+            if more and items
+            else None
         )
         return MemoryPage(items=items, next_cursor=next_cursor)
 
     def _search(
         self,
         *,
-        user_id: str,
+        request: AccessRequest,
         now: datetime,
         categories: list[str],
         after: Position | None,
@@ -208,9 +242,13 @@ class MemoryService:
         found: list[MemoryPublic] = []
         while True:
             rows = self._memories.page(
-                user_id, now=now, limit=_SCAN_BATCH, categories=categories, after=after
+                request.subject_user_id,
+                now=now,
+                limit=_SCAN_BATCH,
+                categories=categories,
+                after=after,
             )
-            for memory in self._disclose(user_id, rows):
+            for memory in self._disclose(request, rows, now):
                 if _matches(memory.content, terms):
                     if len(found) == limit:
                         return found, True
@@ -221,11 +259,24 @@ class MemoryService:
 
     # -- the one place contents are decrypted -----------------------------------------------
 
-    def _disclose(self, user_id: str, rows: Sequence[Memory]) -> list[MemoryPublic]:
-        if not rows:
+    def _disclose(
+        self, request: AccessRequest, rows: Sequence[Memory], now: datetime
+    ) -> list[MemoryPublic]:
+        """Decrypt the rows the policy lets this request see, one key unwrap for all. Each
+        row is decided on its own category and expiry (cached decisions, so this is cheap),
+        so nothing is disclosed that the policy has not allowed row by row."""
+        visible = [row for row in rows if self._policy.allows(_for_row(request, row, now))]
+        if not visible:
             return []
-        key = self._keyring.key_for_read(user_id)
-        return [_reveal(key, row) for row in rows]
+        try:
+            key = self._keyring.key_for_read(request.subject_user_id)
+        except DecryptionError:  # the user's data key itself will not open
+            key = None
+        return [_reveal(key, row) for row in visible]
+
+
+def _for_row(request: AccessRequest, row: Memory, now: datetime) -> AccessRequest:
+    return replace(request, category=row.category, expired=row.expires_at <= now)
 
 
 def _reveal(key: UserKey | None, row: Memory) -> MemoryPublic:

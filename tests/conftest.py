@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,7 +22,20 @@ PURPOSE = "personalization"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", log_format="json")
+    # No background sweeper: tests that travel in time would race it. Tests of the sweeper
+    # build their own settings.
+    return Settings(data_dir=tmp_path / "var", log_format="json", retention_sweep_seconds=0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging for the whole process; undo that after each test, so no
+    handler outlives the captured stream it writes to."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    yield
+    root.handlers, root.level = saved_handlers, saved_level
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -92,7 +92,9 @@ def test_tokens_create_prints_the_token_alone_on_the_last_line_and_it_authentica
     assert token not in err
 
     with TestClient(create_app(Settings())) as client:
-        ok = client.get("/v1/users/alice/memories", params={"purpose": PURPOSE}, headers=bearer(token))
+        ok = client.get(
+            "/v1/users/alice/memories", params={"purpose": PURPOSE}, headers=bearer(token)
+        )
         assert ok.status_code == 200, ok.text
         assert ok.json()["items"] == []
         wrong = client.get(
@@ -191,7 +193,9 @@ def test_tokens_revoke_makes_the_token_fail_on_the_very_next_request(
         assert code == 0, err
         assert out.strip() == f"revoked {token_id}"
 
-        assert_problem(client.get(url, params=params, headers=bearer(token)), 401, "unauthenticated")
+        assert_problem(
+            client.get(url, params=params, headers=bearer(token)), 401, "unauthenticated"
+        )
         assert client.get(url, params=params, headers=bearer(other)).status_code == 200
     _, listed, _ = run(capsys, "tokens", "list")
     assert next(line for line in listed.splitlines() if line.startswith(token_id)).endswith(
@@ -248,16 +252,27 @@ def test_keys_retire_v1_is_refused_before_rotate_and_destroys_it_after(
     make_data_keys("alice")
     code, out, err = run(capsys, "keys", "retire", "1")
     assert code == 1
-    assert "KEK v1 still wraps 1 data key(s); run `keys rotate` first" in err
+    assert "cannot retire KEK v1: the current KEK version cannot be retired" in err
+    runtime = open_runtime(Settings())  # a new version that has not rewrapped anything yet
+    try:
+        runtime.keyring.provider.add_version()
+    finally:
+        runtime.close()
+    code, out, err = run(capsys, "keys", "retire", "1")
+    assert code == 1
+    assert "KEK version 1 still wraps 1 data key(s); run `memory-store keys rotate` first" in err
     _, status, _ = run(capsys, "keys", "status")
-    assert "KEK v1 (current)" in status
+    assert "KEK v1: wraps 1 data key(s)" in status
 
     assert run(capsys, "keys", "rotate")[0] == 0
     code, out, err = run(capsys, "keys", "retire", "1")
     assert code == 0, err
     assert out.strip() == "KEK v1 destroyed"
     _, status, _ = run(capsys, "keys", "status")
-    assert status.splitlines() == ["KEK v2 (current): wraps 1 data key(s)"]
+    assert status.splitlines() == [
+        "KEK v2: wraps 0 data key(s)",
+        "KEK v3 (current): wraps 1 data key(s)",
+    ]
 
     runtime = open_runtime(Settings())  # and the key is still usable
     try:

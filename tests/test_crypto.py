@@ -329,7 +329,7 @@ def test_retiring_the_current_version_is_refused(tmp_path: Path) -> None:
     provider = LocalKeyFileProvider(tmp_path / "kek.json", create=True)
     provider.add_version()
     with pytest.raises(KeyProviderError, match="current KEK version cannot be retired"):
-        provider.retire_version(2)
+        provider.retire_version(2, in_use=lambda: 0)
     assert provider.versions() == [1, 2]
     assert provider.current_version() == 2
 
@@ -338,7 +338,7 @@ def test_retiring_an_unknown_version_is_refused(tmp_path: Path) -> None:
     provider = LocalKeyFileProvider(tmp_path / "kek.json", create=True)
     provider.add_version()
     with pytest.raises(KeyProviderError, match="not in the key file"):
-        provider.retire_version(7)
+        provider.retire_version(7, in_use=lambda: 0)
     assert provider.versions() == [1, 2]
 
 
@@ -348,7 +348,7 @@ def test_retiring_an_old_version_destroys_it_so_its_wraps_no_longer_open(tmp_pat
     old_wrap = provider.wrap(secrets.token_bytes(KEY_BYTES), "alice")
     old_encoded = json.loads(path.read_text())["keys"]["1"]
     provider.add_version()
-    provider.retire_version(1)
+    provider.retire_version(1, in_use=lambda: 0)
     assert provider.versions() == [2]
     assert old_encoded not in path.read_text()
     with pytest.raises((DecryptionError, KeyProviderError)):
@@ -374,7 +374,7 @@ def test_a_second_provider_on_the_same_file_sees_changes_made_by_the_first(
 
     old_wrap = cli.wrap(dek, "bob")  # under v2 now
     cli.add_version()
-    cli.retire_version(1)
+    cli.retire_version(1, in_use=lambda: 0)
     assert server.versions() == [2, 3]
     assert server.unwrap(old_wrap, "bob") == dek
 

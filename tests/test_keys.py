@@ -174,7 +174,7 @@ def test_kek_rotation_and_retirement_keep_every_memory_readable_while_serving(
     assert ciphertexts(runtime) == before, "rotation rewraps data keys only, not contents"
     assert_all_readable(client, assistant_token, written)
 
-    keyring.provider.retire_version(1)
+    keyring.retire_kek(1)
     assert keyring.provider.versions() == [2]
     assert_all_readable(client, assistant_token, written)
 
@@ -190,7 +190,7 @@ def test_after_rotation_and_retirement_a_fresh_runtime_reads_everything(
     written = write_for_users(client, assistant_token)
     runtime.keyring.provider.add_version()
     runtime.keyring.rewrap_all()
-    runtime.keyring.provider.retire_version(1)
+    runtime.keyring.retire_kek(1)
 
     fresh = open_runtime(settings)
     try:
@@ -219,7 +219,7 @@ def test_rewrap_all_works_across_several_batches(runtime: Runtime) -> None:
     report = runtime.keyring.rewrap_all(batch_size=3)
     assert report.rewrapped == len(users)
     assert runtime.keyring.count_by_version() == {2: len(users)}
-    runtime.keyring.provider.retire_version(1)
+    runtime.keyring.retire_kek(1)
     fresh = DataKeyring(runtime.keystore_engine, runtime.keyring.provider)
     for user, key in keys.items():
         read = fresh.key_for_read(user)
@@ -263,7 +263,7 @@ def test_open_runtime_refuses_a_fresh_key_file_missing_the_versions_in_use(
     runtime.keyring.key_for_write("alice")
     runtime.keyring.provider.add_version()
     runtime.keyring.rewrap_all()
-    runtime.keyring.provider.retire_version(1)
+    runtime.keyring.retire_kek(1)
     key_file = settings.resolved_key_file()
     key_file.unlink()
     LocalKeyFileProvider(key_file, create=True)  # someone "fixes" it with a new key file
@@ -272,41 +272,54 @@ def test_open_runtime_refuses_a_fresh_key_file_missing_the_versions_in_use(
         open_runtime(settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: check_versions compares version numbers only; a fresh key file that also "
-    "has version 1 passes, and every data key then fails to unwrap (API answers 500)",
-)
 def test_open_runtime_refuses_a_fresh_key_file_with_the_same_version_numbers(
     runtime: Runtime, settings: Settings
 ) -> None:
+    """A new key file also has a version 1, but another key: the numbers match, the keys
+    do not, and starting would leave every memory unreadable."""
     runtime.keyring.key_for_write("alice")
     key_file = settings.resolved_key_file()
     key_file.unlink()
-    LocalKeyFileProvider(key_file, create=True)  # also has a version 1, but another key
+    LocalKeyFileProvider(key_file, create=True)
 
-    with pytest.raises(KeyProviderError):
+    with pytest.raises(KeyProviderError, match="wrong key file"):
         fresh = open_runtime(settings)
         fresh.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a data key that fails to unwrap raises DecryptionError outside the service's "
-    "handling (service._disclose -> keyring.key_for_read), so the API answers 500",
-)
-def test_a_data_key_that_cannot_be_unwrapped_answers_a_problem_not_a_500(
+def test_a_data_key_that_cannot_be_unwrapped_answers_410_on_read_and_503_on_write(
     app: FastAPI, runtime: Runtime, assistant_token: str
 ) -> None:
+    """A garbled wrapped key is a clear problem response, never a 500, and stores nothing."""
     with TestClient(app, raise_server_exceptions=False) as client:
-        memory = write_memory(client, assistant_token, user_id="alice")
+        memory = write_memory(client, assistant_token, user_id="alice", content="likes figs")
         with runtime.keystore_engine.begin() as conn:
             conn.execute(data_keys.update().values(wrapped=b"\x00" * 60))
+        read = read_memory(client, assistant_token, "alice", memory["id"])
+        write = client.post(
+            "/v1/users/alice/memories",
+            params={"purpose": PURPOSE},
+            json={"content": "likes dates", "category": "preferences"},
+            headers=bearer(assistant_token),
+        )
+    assert_problem(read, 410, "memory-unreadable")
+    assert "likes figs" not in read.text
+    assert_problem(write, 503, "keys-unavailable")
+    assert list(ciphertexts(runtime)) == [memory["id"]], "the refused write stored nothing"
+
+
+def test_a_key_file_deleted_while_serving_answers_503_keys_unavailable(
+    app: FastAPI, runtime: Runtime, settings: Settings, assistant_token: str
+) -> None:
+    """Losing the key file is the operator's problem: 503, not 410 (the memory is not gone)
+    and not 500; the answer names neither the file nor the content."""
+    with TestClient(app, raise_server_exceptions=False) as client:
+        memory = write_memory(client, assistant_token, user_id="alice", content="likes figs")
+        settings.resolved_key_file().unlink()
         response = read_memory(client, assistant_token, "alice", memory["id"])
-    assert response.status_code != 500, response.text
-    assert_problem(response, response.status_code)
+    assert_problem(response, 503, "keys-unavailable")
+    assert "likes figs" not in response.text
+    assert str(settings.resolved_key_file()) not in response.text
 
 
 # -- crypto-shredding of key-store backups ---------------------------------------------------
@@ -329,7 +342,7 @@ def test_a_key_store_backup_from_before_rotation_and_retirement_cannot_be_unwrap
     for user_id, version, wrapped in rows:
         assert provider.unwrap(WrappedKey(version, wrapped), user_id) == keys[user_id].secret
 
-    provider.retire_version(1)
+    provider.retire_version(1, in_use=lambda: 0)
     for user_id, version, wrapped in rows:
         with pytest.raises((DecryptionError, KeyProviderError)):
             provider.unwrap(WrappedKey(version, wrapped), user_id)
@@ -343,3 +356,30 @@ def test_a_key_store_backup_from_before_rotation_and_retirement_cannot_be_unwrap
     )
     with pytest.raises(KeyProviderError, match=r"KEK version\(s\) \[1\]"):
         open_runtime(restored)
+
+
+def test_a_data_key_wrapped_by_a_kek_retired_meanwhile_is_rewrapped_at_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that read the current KEK version just before a rotation and retirement must
+    not leave its new data key wrapped by the destroyed version."""
+    keyring = runtime.keyring
+    provider = keyring.provider
+    provider.add_version()  # v2 is current, and v1 is about to be retired
+    real_wrap = provider.wrap
+    real_versions = provider.versions
+    calls = {"n": 0}
+
+    def wrap_stale_first(dek: bytes, user_id: str) -> WrappedKey:
+        # The first wrap is the racing one: labelled v1, as read before the rotation.
+        calls["n"] += 1
+        return WrappedKey(1, b"stale") if calls["n"] == 1 else real_wrap(dek, user_id)
+
+    monkeypatch.setattr(provider, "wrap", wrap_stale_first)
+    monkeypatch.setattr(provider, "versions", lambda: [v for v in real_versions() if v != 1])
+    key = keyring.key_for_write("alice")
+    assert calls["n"] == 2  # the stale wrap, then the rewrap under the current version
+    assert keyring.count_by_version() == {2: 1}
+    monkeypatch.undo()
+    reread = keyring.key_for_read("alice")
+    assert reread is not None and reread.secret == key.secret

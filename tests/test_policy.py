@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from memory_store.app import create_app
 from memory_store.auth import Principal
+from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
 from memory_store.errors import NotFound
 from memory_store.models import Role
@@ -18,6 +19,7 @@ from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token
 
 SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+CATALOGUE = Catalogue.load(SHIPPED / "catalogue.toml")
 
 
 def principal(role: Role, user_id: str | None = None) -> Principal:
@@ -42,7 +44,7 @@ def principal(role: Role, user_id: str | None = None) -> Principal:
 def test_shipped_policy_role_rules(
     role: Role, user_id: str | None, action: Action, subject: str, purpose: str, allowed: bool
 ) -> None:
-    policy = Policy(SHIPPED)
+    policy = Policy(SHIPPED, CATALOGUE)
     request = AccessRequest(principal(role, user_id), action, subject, purpose, "preferences")
     assert policy.allows(request) is allowed
 
@@ -97,7 +99,7 @@ def test_editing_the_catalogue_adds_a_category_without_code(tmp_path: Path) -> N
 
 
 def test_a_user_denied_on_someone_elses_data_gets_not_found_not_forbidden() -> None:
-    policy = Policy(SHIPPED)
+    policy = Policy(SHIPPED, CATALOGUE)
     with pytest.raises(NotFound):
         policy.check(
             AccessRequest(principal(Role.user, "alice"), Action.memory_read, "bob", SELF_SERVICE)

@@ -11,7 +11,7 @@ from memory_store.api.deps import (
     RuntimeDep,
     problem_responses,
 )
-from memory_store.schemas import MemoryPage, MemoryPublic
+from memory_store.schemas import MemoryPage, MemoryPatch, MemoryPublic
 
 router = APIRouter(prefix="/v1/me", tags=["user"])
 
@@ -29,3 +29,13 @@ def get_my_memory(
     memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep
 ) -> MemoryPublic:
     return runtime.memories.get_own(principal, memory_id)
+
+
+@router.patch(
+    "/memories/{memory_id}", responses=problem_responses(400, 401, 403, 404, 410, 413, 422)
+)
+def patch_my_memory(
+    memory_id: MemoryIdPath, body: MemoryPatch, principal: PrincipalDep, runtime: RuntimeDep
+) -> MemoryPublic:
+    """Bring forward when a memory is forgotten (`expires_at`, earlier than now set)."""
+    return runtime.memories.shorten_expiry(principal, memory_id, body.expires_at)
