@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, update
+from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -118,15 +118,25 @@ class ConsentRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    # On every request's path: one indexed round trip, no ORM objects.
+    _FACTS = text(
+        "SELECT purpose, category, granted FROM consents WHERE user_id = :user_id "
+        "UNION ALL "
+        "SELECT NULL, NULL, memory_enabled FROM user_settings WHERE user_id = :user_id"
+    )
+
     def facts(self, user_id: str) -> SubjectFacts:
         """Everything a policy decision needs to know about the user's choices."""
-        with session(self._engine) as db:
-            choices = db.exec(select(ConsentChoice).where(ConsentChoice.user_id == user_id)).all()
-            settings = db.get(UserSettings, user_id)
-        return SubjectFacts(
-            memory_enabled=settings.memory_enabled if settings is not None else True,
-            choices={(c.purpose, c.category): c.granted for c in choices},
-        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(self._FACTS, {"user_id": user_id}).all()
+        memory_enabled = True
+        choices: dict[tuple[str, str], bool] = {}
+        for purpose, category, flag in rows:
+            if purpose is None:
+                memory_enabled = bool(flag)
+            else:
+                choices[(purpose, category)] = bool(flag)
+        return SubjectFacts(memory_enabled=memory_enabled, choices=choices)
 
     def choices(self, user_id: str) -> list[ConsentChoice]:
         with session(self._engine) as db:

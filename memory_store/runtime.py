@@ -31,6 +31,7 @@ class Runtime:
     policy: Policy
     memories: MemoryService
     consents: ConsentService
+    consents_repository: ConsentRepository
     sweeper: RetentionSweeper
     tokens: TokenService
 
@@ -82,6 +83,7 @@ def open_runtime(settings: Settings) -> Runtime:
         policy=policy,
         memories=memories,
         consents=consents,
+        consents_repository=consent_repository,
         sweeper=sweeper,
         tokens=tokens,
     )

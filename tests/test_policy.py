@@ -14,7 +14,7 @@ from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
 from memory_store.errors import NotFound
 from memory_store.models import Role
-from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
+from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy, PolicyError
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token
 
@@ -104,3 +104,42 @@ def test_a_user_denied_on_someone_elses_data_gets_not_found_not_forbidden() -> N
         policy.check(
             AccessRequest(principal(Role.user, "alice"), Action.memory_read, "bob", SELF_SERVICE)
         )
+
+
+def test_editing_a_consent_rule_in_policy_csv_changes_who_may_read(tmp_path: Path) -> None:
+    """analytics is opt-in as shipped; one edited word makes it usable until withdrawn."""
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(SHIPPED, policy_dir)
+    settings = Settings(data_dir=tmp_path / "var", policy_dir=policy_dir)
+
+    def analytics_write_status() -> int:
+        runtime = open_runtime(settings)
+        token = issue_token(runtime, Role.assistant)
+        with TestClient(create_app(settings, runtime)) as client:
+            status = client.post(
+                "/v1/users/alice/memories",
+                params={"purpose": "analytics"},
+                json={"content": "uses the app daily", "category": "work"},
+                headers=bearer(token),
+            ).status_code
+        runtime.close()
+        return status
+
+    assert analytics_write_status() == 403
+    csv = policy_dir / "policy.csv"
+    csv.write_text(
+        csv.read_text().replace(
+            "memory.write,   analytics,         service,  ordinary,    opt_in",
+            "memory.write,   analytics,         service,  ordinary,    until_withdrawn",
+        )
+    )
+    assert analytics_write_status() == 201
+
+
+def test_a_policy_line_with_an_unknown_consent_rule_refuses_to_start(tmp_path: Path) -> None:
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(SHIPPED, policy_dir)
+    with (policy_dir / "policy.csv").open("a") as csv:
+        csv.write("p, assistant, memory.read, analytics, service, *, whenever\n")
+    with pytest.raises(PolicyError, match="whenever"):
+        Policy(policy_dir, CATALOGUE)

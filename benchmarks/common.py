@@ -1,0 +1,35 @@
+"""Small helpers shared by the benchmarks: timing, medians and the result table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def median_us(operation: Callable[[], object], *, calls: int, runs: int) -> float:
+    """The median, over `runs` runs, of the mean time of one call in microseconds."""
+    means = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(calls):
+            operation()
+        means.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(means)
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    width = max(len(row.name) for row in rows)
+    print(f"\n{title}")
+    print(f"{'measure':<{width}}  {'value':>12}  unit   note")
+    for row in rows:
+        print(f"{row.name:<{width}}  {row.value:>12.2f}  {row.unit:<5}  {row.note}")
