@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from memory_store import __version__
-from memory_store.api import assistant, consents, health, me
+from memory_store.api import assistant, audit, consents, health, me
 from memory_store.config import Settings
 from memory_store.middleware import RequestContextMiddleware
 from memory_store.problems import install_handlers
@@ -49,5 +49,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(assistant.router)
     app.include_router(me.router)
     app.include_router(consents.router)
+    app.include_router(audit.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

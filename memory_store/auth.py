@@ -17,7 +17,8 @@ from memory_store.clock import utc_now
 from memory_store.errors import InvalidRequest, Unauthenticated
 from memory_store.models import ApiToken, Role
 
-if TYPE_CHECKING:  # the repository imports policy, which needs Principal from here
+if TYPE_CHECKING:  # these import policy, which needs Principal from here
+    from memory_store.auditing import Auditor
     from memory_store.repository import TokenRepository
 
 TOKEN_PREFIX = "mst_"  # noqa: S105 (a prefix, not a secret)
@@ -47,11 +48,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class TokenService:
-    def __init__(self, tokens: TokenRepository) -> None:
-        self._tokens = tokens
+# Whoever runs the `memory-store` command on the server is the operator.
+OPERATOR = Principal(token_id="cli", name="operator", role=Role.admin, user_id=None)  # noqa: S106
 
-    def issue(self, *, role: Role, name: str, user_id: str | None = None) -> IssuedToken:
+
+class TokenService:
+    def __init__(self, tokens: TokenRepository, auditor: Auditor) -> None:
+        self._tokens = tokens
+        self._auditor = auditor
+
+    def issue(
+        self,
+        *,
+        role: Role,
+        name: str,
+        user_id: str | None = None,
+        actor: Principal = OPERATOR,
+    ) -> IssuedToken:
         if (role is Role.user) != (user_id is not None):
             raise InvalidRequest("a user token needs --user; other roles must not have one")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -63,6 +76,9 @@ class TokenService:
             role=role.value,
             user_id=user_id,
             created_at=utc_now(),
+        )
+        self._auditor.record(
+            actor, "token.create", subject_user_id=user_id, target=record.id, reason=role.value
         )
         self._tokens.insert(record)
         return IssuedToken(record=record, token=token)
@@ -91,5 +107,13 @@ class TokenService:
     def list(self) -> list[ApiToken]:
         return self._tokens.list_all()
 
-    def revoke(self, token_id: str) -> bool:
-        return self._tokens.revoke(token_id, utc_now())
+    def revoke(self, token_id: str, actor: Principal = OPERATOR) -> bool:
+        revoked = self._tokens.revoke(token_id, utc_now())
+        self._auditor.record(
+            actor,
+            "token.revoke",
+            target=token_id[:64],
+            outcome="allowed" if revoked else "denied",
+            reason=None if revoked else "not-found",
+        )
+        return revoked

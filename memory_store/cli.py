@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import structlog
 import uvicorn
 
+from audit import Checkpoint
 from memory_store.app import create_app
+from memory_store.audit_service import export_lines, verify_stored
+from memory_store.auth import OPERATOR
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError, Problem
 from memory_store.logging import configure_logging
 from memory_store.models import Role
+from memory_store.policy import COMPLIANCE
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import USER_ID_PATTERN
 
@@ -56,6 +64,25 @@ def _parser() -> argparse.ArgumentParser:
         "retire", help="destroy an old KEK version that no data key uses any more"
     )
     retire.add_argument("version", type=int)
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(dest="action", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="verify the stored trail: chain, signatures, checkpoints"
+    )
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="a signed checkpoint (JSON) kept outside the service; may repeat",
+    )
+    export = audit_commands.add_parser("export", help="write the trail as JSON Lines")
+    export.add_argument("--output", "-o", type=Path, help="default: standard output")
+    audit_commands.add_parser(
+        "checkpoint", help="sign the end of the trail now and print the checkpoint (JSON)"
+    )
+    audit_commands.add_parser("public-key", help="print the checkpoint-verifying key (PEM)")
 
     retention = commands.add_parser("retention", help="retention of memories")
     retention_commands = retention.add_subparsers(dest="action", required=True)
@@ -109,6 +136,7 @@ def _tokens(runtime: Runtime, args: argparse.Namespace) -> int:
 def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
     keyring = runtime.keyring
     provider = keyring.provider
+    auditor = runtime.auditor
     if args.action == "status":
         counts = keyring.count_by_version()
         current = provider.current_version()
@@ -118,17 +146,61 @@ def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
     elif args.action == "rotate":
         version = provider.add_version()
         report = keyring.rewrap_all()
+        auditor.record(
+            OPERATOR,
+            "key.rotate",
+            target=f"kek:v{version}",
+            result_count=report.rewrapped,
+            outcome="allowed" if not report.failed else "denied",
+            reason=f"{report.failed} failed" if report.failed else None,
+        )
         print(f"KEK v{version} is current; rewrapped {report.rewrapped} data key(s)")
         if report.failed:
             print(f"{report.failed} data key(s) could not be unwrapped", file=sys.stderr)
             return 1
     elif args.action == "retire":
+        target = f"kek:v{args.version}"
         try:
             keyring.retire_kek(args.version)
         except KeyProviderError as exc:
+            auditor.record(OPERATOR, "key.retire", target=target, outcome="denied")
             print(f"memory-store: cannot retire KEK v{args.version}: {exc}", file=sys.stderr)
             return 1
+        auditor.record(OPERATOR, "key.retire", target=target)
         print(f"KEK v{args.version} destroyed")
+    return 0
+
+
+def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        try:
+            kept = [Checkpoint.from_dict(json.loads(path.read_text())) for path in args.checkpoint]
+        except (OSError, ValueError) as exc:
+            print(f"memory-store: checkpoint: {exc}", file=sys.stderr)
+            return 2
+        runtime.auditor.record(OPERATOR, "audit.verify", purpose=COMPLIANCE)
+        result = verify_stored(runtime.audit.store, runtime.audit_log, kept)
+        print(json.dumps(result.to_dict(), indent=2))
+        if not result.ok:
+            print(f"TAMPERED at record {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+            return 1
+    elif args.action == "export":
+        runtime.auditor.record(OPERATOR, "audit.export", purpose=COMPLIANCE)
+        lines = export_lines(runtime.audit.store, runtime.audit_log)
+        if args.output is None:
+            sys.stdout.writelines(lines)
+        else:
+            with args.output.open("w") as handle:
+                handle.writelines(lines)
+            print(f"wrote {args.output}", file=sys.stderr)
+    elif args.action == "checkpoint":
+        signed = runtime.audit_log.checkpoint()
+        if signed is None:
+            print("memory-store: the trail is empty; nothing to sign", file=sys.stderr)
+            return 1
+        print(json.dumps(signed.to_dict()))
+    elif args.action == "public-key":
+        sys.stdout.write(runtime.audit_log.signing_key.public_pem().decode())
     return 0
 
 
@@ -143,12 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
+    structlog.contextvars.bind_contextvars(request_id="cli_" + secrets.token_hex(8))
     try:
         if args.command == "serve":
             return _serve(settings, args)
         runtime = open_runtime(settings)
         try:
-            handler = {"tokens": _tokens, "keys": _keys, "retention": _retention}[args.command]
+            handler = {
+                "tokens": _tokens,
+                "keys": _keys,
+                "audit": _audit,
+                "retention": _retention,
+            }[args.command]
             return handler(runtime, args)
         finally:
             runtime.close()

@@ -30,6 +30,16 @@ class Settings(BaseSettings):
         default=None,
         description="Wrapped data keys, apart from the memories; default sqlite under data_dir.",
     )
+    audit_database_url: SecretStr | None = Field(
+        default=None, description="The audit trail; default sqlite under data_dir."
+    )
+    audit_key_file: Path | None = Field(
+        default=None, description="The audit signing key; default data_dir/audit-signing.key."
+    )
+    audit_checkpoint_every: int = Field(default=1000, ge=1, description="Records per checkpoint.")
+    audit_checkpoint_seconds: float = Field(
+        default=60, gt=0, description="Longest time between checkpoints while records arrive."
+    )
     key_file: Path | None = Field(
         default=None, description="The key-encryption key file; default data_dir/kek.json."
     )
@@ -44,7 +54,7 @@ class Settings(BaseSettings):
         default=300, ge=0, description="How often the server purges expired memories; 0: never."
     )
 
-    @field_validator("data_dir", "key_file", "policy_dir", mode="after")
+    @field_validator("data_dir", "key_file", "audit_key_file", "policy_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -58,6 +68,16 @@ class Settings(BaseSettings):
         if self.keystore_url is not None:
             return self.keystore_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'keystore.db'}"
+
+    def resolved_audit_database_url(self) -> str:
+        if self.audit_database_url is not None:
+            return self.audit_database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'audit.db'}"
+
+    def resolved_audit_key_file(self) -> Path:
+        if self.audit_key_file is not None:
+            return self.audit_key_file
+        return self.data_dir / "audit-signing.key"
 
     def resolved_key_file(self) -> Path:
         return self.key_file if self.key_file is not None else self.data_dir / "kek.json"

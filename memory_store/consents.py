@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from memory_store.auditing import Auditor
 from memory_store.auth import Principal
 from memory_store.catalogue import Catalogue
 from memory_store.clock import utc_now
 from memory_store.cursors import decode_cursor, encode_cursor
-from memory_store.errors import InvalidCursor
+from memory_store.errors import InvalidCursor, Problem
 from memory_store.models import ConsentEvent
 from memory_store.policy import (
     ALL_CATEGORIES,
@@ -30,14 +31,25 @@ CHANNELS = frozenset({"api", "web"})
 
 
 class ConsentService:
-    def __init__(self, consents: ConsentRepository, policy: Policy, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        consents: ConsentRepository,
+        policy: Policy,
+        catalogue: Catalogue,
+        auditor: Auditor,
+    ) -> None:
         self._consents = consents
         self._policy = policy
         self._catalogue = catalogue
+        self._auditor = auditor
 
     def _check(self, principal: Principal, action: Action) -> str:
         user_id = principal.user_id or ""
-        self._policy.check(AccessRequest(principal, action, user_id, SELF_SERVICE))
+        try:
+            self._policy.check(AccessRequest(principal, action, user_id, SELF_SERVICE))
+        except Problem as problem:
+            self._auditor.denied(principal, action.value, problem, subject_user_id=user_id)
+            raise
         return user_id
 
     def _state(self, purpose: str, category: str, facts: SubjectFacts) -> ConsentState:
@@ -79,6 +91,13 @@ class ConsentService:
         self._catalogue.purpose(purpose)
         if category != ALL_CATEGORIES:
             self._catalogue.category(category)
+        self._auditor.record(
+            principal,
+            "consent.change",
+            subject_user_id=user_id,
+            purpose=purpose,
+            reason="granted" if granted else "withdrawn",
+        )
         event = self._consents.record(
             user_id, purpose, category, granted=granted, channel=channel, now=utc_now()
         )
@@ -116,6 +135,12 @@ class ConsentService:
     def update_settings(self, principal: Principal, *, memory_enabled: bool) -> SettingsPublic:
         """Pause or resume memory. In effect on the very next request."""
         user_id = self._check(principal, Action.settings_write)
+        self._auditor.record(
+            principal,
+            "settings.change",
+            subject_user_id=user_id,
+            reason="memory_enabled" if memory_enabled else "memory_paused",
+        )
         row = self._consents.save_settings(user_id, memory_enabled=memory_enabled, now=utc_now())
         self._policy.clear_cache()
         return SettingsPublic(memory_enabled=row.memory_enabled, updated_at=row.updated_at)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from memory_store.clock import utc_now
 from memory_store.errors import DecryptionError, KeyProviderError
@@ -267,6 +271,15 @@ class LocalKeyFileProvider:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def pseudonym(key: UserKey) -> str:
+    """The user's pseudonym in the audit trail: a keyed hash of their id, under a key derived
+    from their data key. Destroying the data key makes it impossible to link again."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"memory-store/audit-pseudonym/1"
+    ).derive(key.secret)
+    return "ps_" + hmac.new(derived, key.user_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def new_data_key() -> tuple[str, bytes]:

@@ -38,8 +38,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
-    """An engine for `url`; for SQLite, the parent folder is created (mode 0700) if missing."""
+def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False) -> Engine:
+    """An engine for `url`; for SQLite, the parent folder is created (mode 0700) if missing.
+    `immediate` makes every SQLite transaction BEGIN IMMEDIATE: it takes the write lock at
+    the start, so a read-then-write transaction (the audit chain's) never deadlocks."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -51,6 +53,15 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
     )
+    if immediate:
+
+        @event.listens_for(engine, "connect")
+        def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # pysqlite: we emit BEGIN ourselves
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -115,6 +115,18 @@ class KeysUnavailable(Problem):
     title = "The key-encryption key is not available"
 
 
+class AuditUnavailable(Problem):
+    status = 503
+    type_slug = "audit-unavailable"
+    title = "The audit trail cannot record this request"
+
+    def __init__(self, detail: str | None = None, **extensions: object) -> None:
+        super().__init__(
+            detail or "Nothing was read or changed, because it could not be audited; try again",
+            **extensions,
+        )
+
+
 class DecryptionError(Exception):
     """The one opaque decryption failure. It says nothing about why, on purpose."""
 

@@ -94,3 +94,51 @@ class UserSettings(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=128)
     memory_enabled: bool = True
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditRow(SQLModel, table=True):
+    """One audit record as stored: the fields of audit.AuditRecord, chained by hash."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_subject_seq", "subject", "seq"),
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_actor_seq", "actor_id", "seq"),
+    )
+
+    seq: int = Field(primary_key=True)
+    at: str = Field(max_length=32)
+    actor_id: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    request_id: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    subject: str | None = Field(default=None, max_length=64)
+    memory_ids: str = "[]"  # a JSON list of memory ids
+    target: str | None = Field(default=None, max_length=64)
+    purpose: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=64)
+    result_count: int | None = None
+    prev: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The end of the chain: one row, locked by each append so that appends from several
+    processes line up in one sequence."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+class AuditCheckpointRow(SQLModel, table=True):
+    __tablename__ = "audit_checkpoints"
+
+    seq: int = Field(primary_key=True)
+    hash: str = Field(max_length=64)
+    at: str = Field(max_length=32)
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=128)

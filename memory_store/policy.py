@@ -25,6 +25,8 @@ from memory_store.models import Role
 SELF_SERVICE = "self_service"
 # The purpose of the retention sweeper's purge.
 RETENTION = "retention"
+# The purpose of compliance staff reviewing the audit trail.
+COMPLIANCE = "compliance"
 # A consent choice for every category of a purpose; also "no particular category".
 ALL_CATEGORIES = "*"
 
@@ -42,6 +44,10 @@ class Action(StrEnum):
     consent_write = "consent.write"
     settings_read = "settings.read"
     settings_write = "settings.write"
+    access_log_read = "access_log.read"
+    audit_read = "audit.read"
+    audit_verify = "audit.verify"
+    audit_export = "audit.export"
 
 
 class Relation(StrEnum):

@@ -246,6 +246,16 @@ class TokenRepository:
         with session(self._engine) as db:
             return db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
 
+    def names(self, token_ids: set[str]) -> dict[str, str]:
+        """Token id -> the name it was issued under (what a user sees as "who")."""
+        if not token_ids:
+            return {}
+        with session(self._engine) as db:
+            rows = db.exec(
+                select(ApiToken.id, ApiToken.name).where(col(ApiToken.id).in_(token_ids))
+            ).all()
+        return dict(rows)
+
     def list_all(self) -> list[ApiToken]:
         with session(self._engine) as db:
             return list(db.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all())

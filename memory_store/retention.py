@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from memory_store.auditing import Auditor
 from memory_store.auth import Principal
 from memory_store.clock import utc_now
+from memory_store.errors import Problem
 from memory_store.logging import get_logger
 from memory_store.models import Role
 from memory_store.policy import ALL_CATEGORIES, RETENTION, AccessRequest, Action, Policy
@@ -24,14 +26,24 @@ SWEEPER = Principal(
 
 
 class RetentionSweeper:
-    def __init__(self, memories: MemoryRepository, policy: Policy) -> None:
+    def __init__(self, memories: MemoryRepository, policy: Policy, auditor: Auditor) -> None:
         self._memories = memories
         self._policy = policy
+        self._auditor = auditor
 
     def sweep(self, principal: Principal = SWEEPER) -> int:
-        """Delete every expired memory; return how many."""
-        self._policy.check(AccessRequest(principal, Action.memory_purge, ALL_CATEGORIES, RETENTION))
+        """Delete every expired memory; return how many. The purge is audited (with its
+        count; the ids of what is gone are not kept)."""
+        try:
+            self._policy.check(
+                AccessRequest(principal, Action.memory_purge, ALL_CATEGORIES, RETENTION)
+            )
+        except Problem as problem:
+            self._auditor.denied(principal, "memory.purge", problem, purpose=RETENTION)
+            raise
         purged = self._memories.purge_expired(now=utc_now())
+        if purged:
+            self._auditor.record(principal, "memory.purge", purpose=RETENTION, result_count=purged)
         _log.info("retention_sweep", purged=purged)
         return purged
 

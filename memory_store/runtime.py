@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
 from sqlmodel import SQLModel
 
-from memory_store import models  # noqa: F401  (registers the tables)
+from audit import SigningKey
+from memory_store import models
+from memory_store.audit_service import AuditService
+from memory_store.audit_store import AuditLog, AuditStore, ensure_head
+from memory_store.auditing import Auditor
 from memory_store.auth import TokenService
 from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
 from memory_store.consents import ConsentService
 from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
+from memory_store.errors import KeyProviderError
 from memory_store.keystore import DataKeyring, create_keystore_schema, wrapped_key_counts
 from memory_store.policy import Policy
 from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
 from memory_store.retention import RetentionSweeper
 from memory_store.service import MemoryService
+
+# The audit trail lives in a database of its own (by default): it survives every forget, and
+# its appends do not queue behind memory writes for SQLite's one write lock.
+AUDIT_TABLES = [
+    models.AuditRow.__table__,  # type: ignore[attr-defined]
+    models.AuditHead.__table__,  # type: ignore[attr-defined]
+    models.AuditCheckpointRow.__table__,  # type: ignore[attr-defined]
+]
 
 
 @dataclass
@@ -26,64 +39,96 @@ class Runtime:
     settings: Settings
     engine: Engine
     keystore_engine: Engine
+    audit_engine: Engine
     keyring: DataKeyring
     catalogue: Catalogue
     policy: Policy
+    audit_log: AuditLog
+    auditor: Auditor
     memories: MemoryService
     consents: ConsentService
     consents_repository: ConsentRepository
     sweeper: RetentionSweeper
     tokens: TokenService
+    audit: AuditService
 
     def ready(self) -> None:
-        """Raise unless both databases answer and the key file is usable."""
-        for engine in (self.engine, self.keystore_engine):
+        """Raise unless the databases answer and the key file is usable."""
+        for engine in (self.engine, self.keystore_engine, self.audit_engine):
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        self.engine.dispose()
-        self.keystore_engine.dispose()
+        """Flush the audit trail (and sign its end), then release the databases."""
+        self.audit_log.close()
+        for engine in (self.engine, self.keystore_engine, self.audit_engine):
+            engine.dispose()
+
+
+def _open_signing_key(settings: Settings, audit_engine: Engine) -> SigningKey:
+    with audit_engine.connect() as conn:
+        has_records = bool(conn.execute(select(func.count()).select_from(AUDIT_TABLES[0])).scalar())
+    path = settings.resolved_audit_key_file()
+    try:
+        return SigningKey.load_or_create(path, create=not has_records)
+    except (OSError, ValueError) as exc:
+        raise KeyProviderError(f"audit signing key: {exc}") from None
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    """Open (and on first run create) the databases and the key file.
+    """Open (and on first run create) the databases, the key file and the signing key.
 
-    A key file is created only when the key store holds no keys yet: when keys exist but
-    the file is missing or unreadable, this raises KeyProviderError instead, because a new
-    key file would leave every stored memory unreadable.
+    A key file is created only when the key store holds no keys yet, and a signing key only
+    when the audit trail is empty: otherwise a missing one raises KeyProviderError, because a
+    new key would leave stored memories unreadable, or the trail's signatures unverifiable.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = make_engine(settings.resolved_database_url(), synchronous=settings.sqlite_synchronous)
-    keystore_engine = make_engine(
-        settings.resolved_keystore_url(), synchronous=settings.sqlite_synchronous
+    synchronous = settings.sqlite_synchronous
+    engine = make_engine(settings.resolved_database_url(), synchronous=synchronous)
+    keystore_engine = make_engine(settings.resolved_keystore_url(), synchronous=synchronous)
+    audit_engine = make_engine(
+        settings.resolved_audit_database_url(), synchronous=synchronous, immediate=True
     )
-    SQLModel.metadata.create_all(engine)
+    memory_tables = [t for t in SQLModel.metadata.sorted_tables if t not in AUDIT_TABLES]
+    SQLModel.metadata.create_all(engine, tables=memory_tables)
+    SQLModel.metadata.create_all(audit_engine, tables=AUDIT_TABLES)
+    ensure_head(audit_engine)
     create_keystore_schema(keystore_engine)
     provider = LocalKeyFileProvider(
         settings.resolved_key_file(), create=not wrapped_key_counts(keystore_engine)
     )
     keyring = DataKeyring(keystore_engine, provider)
     keyring.check_versions()
+    signing_key = _open_signing_key(settings, audit_engine)
     catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
     policy = Policy(settings.policy_dir, catalogue)
+    audit_log = AuditLog(
+        audit_engine,
+        signing_key,
+        checkpoint_every=settings.audit_checkpoint_every,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
+    auditor = Auditor(audit_log, keyring)
     memory_repository = MemoryRepository(engine)
     consent_repository = ConsentRepository(engine)
-    memories = MemoryService(memory_repository, consent_repository, keyring, policy, catalogue)
-    consents = ConsentService(consent_repository, policy, catalogue)
-    sweeper = RetentionSweeper(memory_repository, policy)
-    tokens = TokenService(TokenRepository(engine))
+    token_repository = TokenRepository(engine)
     return Runtime(
         settings=settings,
         engine=engine,
         keystore_engine=keystore_engine,
+        audit_engine=audit_engine,
         keyring=keyring,
         catalogue=catalogue,
         policy=policy,
-        memories=memories,
-        consents=consents,
+        audit_log=audit_log,
+        auditor=auditor,
+        memories=MemoryService(
+            memory_repository, consent_repository, keyring, policy, catalogue, auditor
+        ),
+        consents=ConsentService(consent_repository, policy, catalogue, auditor),
         consents_repository=consent_repository,
-        sweeper=sweeper,
-        tokens=tokens,
+        sweeper=RetentionSweeper(memory_repository, policy, auditor),
+        tokens=TokenService(token_repository, auditor),
+        audit=AuditService(AuditStore(audit_engine), audit_log, policy, auditor, token_repository),
     )

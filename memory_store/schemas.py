@@ -145,3 +145,65 @@ class MemoryPatch(BaseModel):
 
 class SweepReport(BaseModel):
     purged: int
+
+
+class AuditEventPublic(BaseModel):
+    """One audit record, as stored and chained. No contents, no query text, no user id."""
+
+    seq: int
+    at: str
+    actor_id: str
+    actor_role: str
+    request_id: str
+    action: str
+    outcome: str
+    subject: str | None = Field(description="The pseudonym of the person the data is about.")
+    memory_ids: list[str]
+    target: str | None
+    purpose: str | None
+    reason: str | None
+    result_count: int | None
+    prev: str
+    hash: str
+
+
+class AuditEventPage(BaseModel):
+    items: list[AuditEventPublic]
+    next_cursor: str | None
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    records: int
+    checkpoints: int
+    last_seq: int
+    last_hash: str
+    first_bad_seq: int | None = Field(description="The first record that fails, if any.")
+    problem: str | None
+
+
+class AuditCheckpointPublic(BaseModel):
+    seq: int
+    hash: str
+    at: str
+    key_id: str
+    signature: str
+
+
+class AccessLogEntry(BaseModel):
+    """One attempt to read your memories."""
+
+    at: str
+    actor: str | None = Field(description="The name the reader's token was issued under.")
+    actor_role: str
+    action: str
+    memory_ids: list[str]
+    purpose: str | None
+    outcome: str
+    reason: str | None
+    result_count: int | None
+
+
+class AccessLogPage(BaseModel):
+    items: list[AccessLogEntry]
+    next_cursor: str | None

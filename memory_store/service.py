@@ -11,7 +11,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NoReturn
 
+from memory_store.auditing import Auditor
 from memory_store.auth import Principal
 from memory_store.catalogue import Catalogue
 from memory_store.clock import utc_now
@@ -24,6 +26,7 @@ from memory_store.errors import (
     KeysUnavailable,
     MemoryUnreadable,
     NotFound,
+    Problem,
 )
 from memory_store.keystore import DataKeyring
 from memory_store.models import Memory
@@ -69,6 +72,10 @@ def _matches(content: str, terms: list[str]) -> bool:
 
 
 class MemoryService:
+    """Writes and reads of memories. Every decision is the policy's; every allowed or denied
+    access is audited; contents are decrypted only after the read's record is committed
+    (a search decrypts to match, and answers only after its record is committed)."""
+
     def __init__(
         self,
         memories: MemoryRepository,
@@ -76,12 +83,41 @@ class MemoryService:
         keyring: DataKeyring,
         policy: Policy,
         catalogue: Catalogue,
+        auditor: Auditor,
     ) -> None:
         self._memories = memories
         self._consents = consents
         self._keyring = keyring
         self._policy = policy
         self._catalogue = catalogue
+        self._auditor = auditor
+
+    # -- decisions, each denial audited --------------------------------------------------------
+
+    def _deny(
+        self, request: AccessRequest, action: str, problem: Problem, memory_ids: Sequence[str] = ()
+    ) -> NoReturn:
+        self._auditor.denied(
+            request.principal,
+            action,
+            problem,
+            subject_user_id=request.subject_user_id,
+            purpose=request.purpose,
+            memory_ids=memory_ids,
+        )
+        raise problem
+
+    def _gate(self, request: AccessRequest, action: str, memory_ids: Sequence[str] = ()) -> None:
+        try:
+            self._policy.check(request)
+        except Problem as problem:
+            self._deny(request, action, problem, memory_ids)
+
+    def _gate_role(self, request: AccessRequest, action: str) -> None:
+        try:
+            self._policy.check_role(request, list(self._catalogue.categories))
+        except Problem as problem:
+            self._deny(request, action, problem)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -90,16 +126,15 @@ class MemoryService:
     ) -> MemoryPublic:
         self._catalogue.purpose(purpose)
         category = self._catalogue.category(body.category)
-        self._policy.check(
-            AccessRequest(
-                principal,
-                Action.memory_write,
-                user_id,
-                purpose,
-                category.name,
-                facts=self._consents.facts(user_id),
-            )
+        request = AccessRequest(
+            principal,
+            Action.memory_write,
+            user_id,
+            purpose,
+            category.name,
+            facts=self._consents.facts(user_id),
         )
+        self._gate(request, "memory.write")
         now = utc_now()
         limit = now + category.retention
         expires_at = body.expires_at if body.expires_at is not None else limit
@@ -128,8 +163,53 @@ class MemoryService:
             updated_at=now,
             expires_at=expires_at,
         )
+        # Audited before it is stored: nothing changes without its record.
+        self._auditor.record(
+            principal,
+            "memory.write",
+            subject_user_id=user_id,
+            subject_key=key,
+            memory_ids=[memory_id],
+            purpose=purpose,
+            result_count=1,
+        )
         self._memories.insert(row)
         return _public(row, body.content, body.source)
+
+    def shorten_expiry(
+        self, principal: Principal, memory_id: str, expires_at: datetime
+    ) -> MemoryPublic:
+        """A user brings forward when one of their memories is forgotten."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
+        self._gate_role(request, "memory.update")
+        now = utc_now()
+        row = self._memories.get(user_id, memory_id)
+        if row is None:
+            self._deny(request, "memory.update", _not_found(), [memory_id])
+        self._gate(_for_row(request, row, now), "memory.update", [row.id])
+        if expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future; to forget now, delete it")
+        if expires_at > row.expires_at:
+            raise InvalidRequest(
+                "expires_at may only be brought forward",
+                current_expires_at=row.expires_at.isoformat(),
+            )
+        key = self._read_key(user_id)
+        self._auditor.record(
+            principal,
+            "memory.update",
+            subject_user_id=user_id,
+            subject_key=key,
+            memory_ids=[row.id],
+            purpose=SELF_SERVICE,
+            reason="expires_at",
+            result_count=1,
+        )
+        updated = self._memories.shorten_expiry(user_id, memory_id, expires_at, now=now)
+        if updated is None:
+            raise _not_found()
+        return _reveal(key, updated)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -146,31 +226,6 @@ class MemoryService:
         self._catalogue.purpose(purpose)
         return self._get(principal, user_id, memory_id, purpose)
 
-    def shorten_expiry(
-        self, principal: Principal, memory_id: str, expires_at: datetime
-    ) -> MemoryPublic:
-        """A user brings forward when one of their memories is forgotten."""
-        user_id = principal.user_id or ""
-        request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
-        self._policy.check_role(request, list(self._catalogue.categories))
-        now = utc_now()
-        row = self._memories.get(user_id, memory_id)
-        if row is None:
-            raise _not_found()
-        self._policy.check(_for_row(request, row, now))
-        if expires_at <= now:
-            raise InvalidRequest("expires_at must be in the future; to forget now, delete it")
-        if expires_at > row.expires_at:
-            raise InvalidRequest(
-                "expires_at may only be brought forward",
-                current_expires_at=row.expires_at.isoformat(),
-            )
-        updated = self._memories.shorten_expiry(user_id, memory_id, expires_at, now=now)
-        if updated is None:
-            raise _not_found()
-        read = AccessRequest(principal, Action.memory_read, user_id, SELF_SERVICE)
-        return self._disclose(read, [updated], now)[0]
-
     def list_own(self, principal: Principal, query: ListQuery) -> MemoryPage:
         return self._list(principal, principal.user_id or "", SELF_SERVICE, query)
 
@@ -181,14 +236,14 @@ class MemoryService:
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
     ) -> MemoryPublic:
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
-        self._policy.check_role(request, list(self._catalogue.categories))
+        self._gate_role(request, "memory.read")
         row = self._memories.get(user_id, memory_id)
         if row is None:
-            raise _not_found()
+            self._deny(request, "memory.read", _not_found(), [memory_id])
         now = utc_now()
         request = replace(request, facts=self._consents.facts(user_id))
-        self._policy.check(_for_row(request, row, now))
-        return self._disclose(request, [row], now)[0]
+        self._gate(_for_row(request, row, now), "memory.read", [row.id])
+        return self._disclose(request, "memory.read", [row])[0]
 
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
@@ -196,30 +251,37 @@ class MemoryService:
         if query.category is not None:
             self._catalogue.category(query.category)
         after = _cursor_position(query.cursor) if query.cursor else None
+        action = "memory.search" if query.q else "memory.list"
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
-        self._policy.check_role(request, list(self._catalogue.categories))
+        self._gate_role(request, action)
         request = replace(request, facts=self._consents.facts(user_id))
         wanted = [query.category] if query.category else list(self._catalogue.categories)
         categories = self._policy.allowed_categories(request, wanted)
-        if not categories:
-            return MemoryPage(items=[], next_cursor=None)
         terms = query.q.casefold().split() if query.q else []
         now = utc_now()
-        if not terms:
-            rows = self._memories.page(
+        rows: Sequence[Memory] = []
+        more = False
+        if categories and not terms:
+            page = self._memories.page(
                 user_id, now=now, limit=query.limit + 1, categories=categories, after=after
             )
-            items = self._disclose(request, rows[: query.limit], now)
-            more = len(rows) > query.limit
-        else:
-            items, more = self._search(
+            rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
+            items = self._disclose(request, action, rows)
+        elif categories:
+            key = self._read_key(user_id)
+            found, more = self._search(
                 request=request,
+                key=key,
                 now=now,
                 categories=categories,
                 after=after,
                 terms=terms,
                 limit=query.limit,
             )
+            self._record_read(request, action, key, [memory.id for memory in found])
+            items = found
+        else:  # nothing the purpose may use: an empty answer, still on the record
+            items = self._disclose(request, action, [])
         next_cursor = (
             _position_cursor(Position(items[-1].created_at, items[-1].id))
             if more and items
@@ -231,6 +293,7 @@ class MemoryService:
         self,
         *,
         request: AccessRequest,
+        key: UserKey | None,
         now: datetime,
         categories: list[str],
         after: Position | None,
@@ -238,7 +301,8 @@ class MemoryService:
         limit: int,
     ) -> tuple[list[MemoryPublic], bool]:
         """Keyword search: decrypt the user's memories batch by batch and keep the matches.
-        Contents are encrypted, so the database cannot search them."""
+        Contents are encrypted, so the database cannot search them. Nothing found here
+        leaves the service until the caller has recorded the read."""
         found: list[MemoryPublic] = []
         while True:
             rows = self._memories.page(
@@ -248,7 +312,8 @@ class MemoryService:
                 categories=categories,
                 after=after,
             )
-            for memory in self._disclose(request, rows, now):
+            for row in self._visible(request, rows, now):
+                memory = _reveal(key, row)
                 if _matches(memory.content, terms):
                     if len(found) == limit:
                         return found, True
@@ -257,22 +322,41 @@ class MemoryService:
                 return found, False
             after = Position(rows[-1].created_at, rows[-1].id)
 
-    # -- the one place contents are decrypted -----------------------------------------------
+    # -- the one place contents are disclosed -----------------------------------------------
+
+    def _visible(
+        self, request: AccessRequest, rows: Sequence[Memory], now: datetime
+    ) -> list[Memory]:
+        """The rows the policy lets this request see, each decided on its own category and
+        expiry (cached decisions, so this is cheap)."""
+        return [row for row in rows if self._policy.allows(_for_row(request, row, now))]
+
+    def _read_key(self, user_id: str) -> UserKey | None:
+        try:
+            return self._keyring.key_for_read(user_id)
+        except DecryptionError:  # the user's data key itself will not open
+            return None
+
+    def _record_read(
+        self, request: AccessRequest, action: str, key: UserKey | None, memory_ids: list[str]
+    ) -> None:
+        self._auditor.record(
+            request.principal,
+            action,
+            subject_user_id=request.subject_user_id,
+            subject_key=key,
+            memory_ids=memory_ids,
+            purpose=request.purpose,
+            result_count=len(memory_ids),
+        )
 
     def _disclose(
-        self, request: AccessRequest, rows: Sequence[Memory], now: datetime
+        self, request: AccessRequest, action: str, rows: Sequence[Memory]
     ) -> list[MemoryPublic]:
-        """Decrypt the rows the policy lets this request see, one key unwrap for all. Each
-        row is decided on its own category and expiry (cached decisions, so this is cheap),
-        so nothing is disclosed that the policy has not allowed row by row."""
-        visible = [row for row in rows if self._policy.allows(_for_row(request, row, now))]
-        if not visible:
-            return []
-        try:
-            key = self._keyring.key_for_read(request.subject_user_id)
-        except DecryptionError:  # the user's data key itself will not open
-            key = None
-        return [_reveal(key, row) for row in visible]
+        """Record the read, and only once it is committed, decrypt: one key for all rows."""
+        key = self._read_key(request.subject_user_id) if rows else None
+        self._record_read(request, action, key, [row.id for row in rows])
+        return [_reveal(key, row) for row in rows]
 
 
 def _for_row(request: AccessRequest, row: Memory, now: datetime) -> AccessRequest:

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from memory_store.auth import Principal
+from memory_store.errors import Unauthenticated
 from memory_store.runtime import Runtime
 from memory_store.schemas import USER_ID_PATTERN
 from memory_store.service import ListQuery
@@ -44,7 +45,11 @@ def get_principal(
     runtime: Annotated[Runtime, Depends(get_runtime)],
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return runtime.tokens.authenticate(request.headers.get("authorization"))
+    try:
+        return runtime.tokens.authenticate(request.headers.get("authorization"))
+    except Unauthenticated as problem:
+        runtime.auditor.denied(None, "auth", problem)
+        raise
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

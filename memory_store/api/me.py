@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from memory_store.api.deps import (
     ListQueryDep,
@@ -11,7 +13,13 @@ from memory_store.api.deps import (
     RuntimeDep,
     problem_responses,
 )
-from memory_store.schemas import MemoryPage, MemoryPatch, MemoryPublic
+from memory_store.schemas import (
+    AccessLogEntry,
+    AccessLogPage,
+    MemoryPage,
+    MemoryPatch,
+    MemoryPublic,
+)
 
 router = APIRouter(prefix="/v1/me", tags=["user"])
 
@@ -39,3 +47,31 @@ def patch_my_memory(
 ) -> MemoryPublic:
     """Bring forward when a memory is forgotten (`expires_at`, earlier than now set)."""
     return runtime.memories.shorten_expiry(principal, memory_id, body.expires_at)
+
+
+@router.get("/access-log", responses=problem_responses(401, 403, 422))
+def access_log(
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+) -> AccessLogPage:
+    """Who read (or tried to read) your memories, when, and for which purpose."""
+    entries, next_cursor = runtime.audit.access_log(principal, limit=limit, cursor=cursor)
+    return AccessLogPage(
+        items=[
+            AccessLogEntry(
+                at=entry.record.at,
+                actor=entry.actor_name,
+                actor_role=entry.record.actor_role,
+                action=entry.record.action,
+                memory_ids=list(entry.record.memory_ids),
+                purpose=entry.record.purpose,
+                outcome=entry.record.outcome,
+                reason=entry.record.reason,
+                result_count=entry.record.result_count,
+            )
+            for entry in entries
+        ],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,135 @@
+"""Ed25519 signing keys and signed checkpoints.
+
+A checkpoint is (seq, hash, at) signed over "memory-store/audit/checkpoint/v1" || 0x00 ||
+canonical(seq, hash, at). Kept outside the operator's reach, it proves the log once held that
+record at that place: a log cut short, or rewritten and re-chained, no longer extends it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from audit.records import canonical
+
+CHECKPOINT_DOMAIN = b"memory-store/audit/checkpoint/v1\x00"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str
+    key_id: str  # which public key signed it: the first 16 hex of SHA-256 of its raw bytes
+    signature: str  # base64
+
+    def message(self) -> bytes:
+        return CHECKPOINT_DOMAIN + canonical({"seq": self.seq, "hash": self.hash, "at": self.at})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Checkpoint:
+        try:
+            seq = document["seq"]
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                raise TypeError("seq")
+            fields = [document[name] for name in ("hash", "at", "key_id", "signature")]
+            if not all(isinstance(value, str) for value in fields):
+                raise TypeError("field")
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed checkpoint: {exc!r}") from None
+        return cls(seq, *fields)
+
+    def verify(self, public_key: Ed25519PublicKey) -> bool:
+        try:
+            public_key.verify(base64.b64decode(self.signature, validate=True), self.message())
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    """Parse a PEM public key; raises ValueError unless it is an Ed25519 key."""
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+class SigningKey:
+    """The service's Ed25519 signing key, in a PEM file of mode 0600, created on first run."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = key_id(self.public_key)
+
+    def __repr__(self) -> str:
+        return f"SigningKey(key_id={self.key_id!r})"
+
+    @classmethod
+    def load_or_create(cls, path: Path, *, create: bool) -> SigningKey:
+        if not path.exists():
+            if not create:
+                raise FileNotFoundError(f"audit signing key {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            else:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(pem)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        if path.stat().st_mode & 0o077:
+            raise PermissionError(
+                f"audit signing key {path} is accessible to group or others; chmod 600 it"
+            )
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 private key")
+        return cls(key)
+
+    def public_pem(self) -> bytes:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def sign(self, *, seq: int, hash: str, at: str) -> Checkpoint:
+        unsigned = Checkpoint(seq=seq, hash=hash, at=at, key_id=self.key_id, signature="")
+        signature = self._private_key.sign(unsigned.message())
+        return Checkpoint(
+            seq=seq,
+            hash=hash,
+            at=at,
+            key_id=self.key_id,
+            signature=base64.b64encode(signature).decode(),
+        )

@@ -1,0 +1,104 @@
+"""Compliance routes over the audit trail: /v1/audit/*."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response, StreamingResponse
+
+from memory_store.api.deps import PrincipalDep, RuntimeDep, problem_responses
+from memory_store.audit_store import AuditQuery
+from memory_store.schemas import (
+    USER_ID_PATTERN,
+    AuditCheckpointPublic,
+    AuditEventPage,
+    AuditEventPublic,
+    AuditVerification,
+)
+
+router = APIRouter(prefix="/v1/audit", tags=["compliance"])
+
+_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+
+
+@router.get("/events", responses=problem_responses(401, 403, 422))
+def list_events(
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    actor: Annotated[str | None, Query(max_length=64, description="A token id.")] = None,
+    user_id: Annotated[
+        str | None, Query(pattern=USER_ID_PATTERN, description="Resolved to its pseudonym.")
+    ] = None,
+    action: Annotated[str | None, Query(max_length=32)] = None,
+    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Literal["allowed", "denied"] | None = None,
+    since: Annotated[str | None, Query(pattern=_TIME, description="UTC, RFC 3339, Z.")] = None,
+    until: Annotated[str | None, Query(pattern=_TIME, description="UTC, exclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+) -> AuditEventPage:
+    """Audit records, newest first, filtered."""
+    page = runtime.audit.events(
+        principal,
+        AuditQuery(
+            actor_id=actor,
+            action=action,
+            purpose=purpose,
+            outcome=outcome,
+            since=_normal_time(since),
+            until=_normal_time(until),
+        ),
+        user_id=user_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return AuditEventPage(
+        items=[AuditEventPublic(**record.to_dict()) for record in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/verify", responses=problem_responses(401, 403))
+def verify(principal: PrincipalDep, runtime: RuntimeDep) -> AuditVerification:
+    """Verify the stored trail: the hash chain, every checkpoint's signature, and that the
+    trail still extends every checkpoint."""
+    return AuditVerification(**runtime.audit.verify(principal).to_dict())
+
+
+@router.get("/checkpoints", responses=problem_responses(401, 403))
+def checkpoints(principal: PrincipalDep, runtime: RuntimeDep) -> list[AuditCheckpointPublic]:
+    """Signed checkpoints: keep copies outside the operator's reach."""
+    return [AuditCheckpointPublic(**c.to_dict()) for c in runtime.audit.checkpoints(principal)]
+
+
+@router.get(
+    "/public-key",
+    responses={200: {"content": {"application/x-pem-file": {}}}, **problem_responses(401, 403)},
+)
+def public_key(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    """The Ed25519 public key that verifies checkpoints (PEM)."""
+    return Response(runtime.audit.public_key_pem(principal), media_type="application/x-pem-file")
+
+
+@router.get(
+    "/export",
+    responses={200: {"content": {"application/x-ndjson": {}}}, **problem_responses(401, 403)},
+)
+def export(principal: PrincipalDep, runtime: RuntimeDep) -> StreamingResponse:
+    """The whole trail as JSON Lines, for `python -m audit verify EXPORT --public-key KEY`."""
+    lines: Iterator[str] = runtime.audit.export(principal)
+    return StreamingResponse(
+        lines,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="audit-export.jsonl"'},
+    )
+
+
+def _normal_time(value: str | None) -> str | None:
+    """Pad fractional seconds to six digits so text comparison orders times correctly."""
+    if value is None:
+        return None
+    base, _, fraction = value[:-1].partition(".")
+    return f"{base}.{fraction.ljust(6, '0')}Z"
