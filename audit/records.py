@@ -64,7 +64,7 @@ class AuditRecord:
                 action=_text(document["action"]),
                 outcome=_text(document["outcome"]),
                 subject=_optional_text(document.get("subject")),
-                memory_ids=tuple(_text(m) for m in document.get("memory_ids", [])),
+                memory_ids=tuple(_text(m) for m in _list(document.get("memory_ids", []))),
                 target=_optional_text(document.get("target")),
                 purpose=_optional_text(document.get("purpose")),
                 reason=_optional_text(document.get("reason")),
@@ -80,6 +80,12 @@ class AuditRecord:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
     return value
 
 

@@ -56,6 +56,7 @@ class Relation(StrEnum):
     self_ = "self"  # a user token acting on its own user id
     other = "other"  # a user token naming someone else: denials answer 404
     service = "service"  # a token bound to no user (assistant, compliance, admin)
+    nobody = "nobody"  # a user token, on a request about no one in particular (the trail)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class AccessRequest:
     def relation(self) -> Relation:
         if self.principal.user_id is None:
             return Relation.service
+        if not self.subject_user_id:
+            return Relation.nobody
         return Relation.self_ if self.principal.user_id == self.subject_user_id else Relation.other
 
 

@@ -1,0 +1,100 @@
+"""The audited read path against the same reads with a no-op audit writer, in one run.
+
+32 reader threads each get memories through the service (policy, audit, decrypt) as fast as
+they can. With the real trail each read waits for the group commit that holds its record
+(SQLite, synchronous=FULL); with the no-op writer it does not wait at all. Group commit
+should keep the audited rate above half the unaudited one.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from audit import AuditRecord
+from benchmarks.common import Row
+from memory_store.auditing import Auditor
+from memory_store.auth import Principal
+from memory_store.config import Settings
+from memory_store.models import Role
+from memory_store.runtime import Runtime, open_runtime
+from memory_store.schemas import MemoryCreate
+
+ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
+READERS = 32
+USERS = 8
+
+
+class NoopAuditSink:
+    """Accepts every record at once and keeps none: the floor the real trail is set against."""
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        return record
+
+
+def _prepare(runtime: Runtime) -> list[tuple[str, str]]:
+    targets = []
+    for u in range(USERS):
+        for i in range(20):
+            memory = runtime.memories.write(
+                ASSISTANT,
+                f"user-{u}",
+                "personalization",
+                MemoryCreate(content=f"fact {i} about user {u}", category="preferences"),
+            )
+            targets.append((f"user-{u}", memory.id))
+    return targets
+
+
+def _reads_per_second(runtime: Runtime, targets: list[tuple[str, str]], seconds: float) -> float:
+    done = [0] * READERS
+    stop = threading.Event()
+
+    def reader(slot: int) -> None:
+        i = slot
+        while not stop.is_set():
+            user_id, memory_id = targets[i % len(targets)]
+            runtime.memories.get_for_purpose(ASSISTANT, user_id, memory_id, "personalization")
+            done[slot] += 1
+            i += READERS
+
+    threads = [threading.Thread(target=reader, args=(slot,)) for slot in range(READERS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def run(quick: bool = False) -> list[Row]:
+    seconds, runs = (1.0, 3) if quick else (3.0, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = open_runtime(Settings(data_dir=Path(tmp) / "var", retention_sweep_seconds=0))
+        try:
+            targets = _prepare(runtime)
+            audited_service = runtime.memories
+            real_auditor = runtime.auditor
+            noop_auditor = Auditor(NoopAuditSink(), runtime.keyring)
+            audited, unaudited, ratios = [], [], []
+            for _ in range(runs):  # interleaved, so machine noise falls on both alike
+                audited_service._auditor = real_auditor
+                with_trail = _reads_per_second(runtime, targets, seconds)
+                audited_service._auditor = noop_auditor
+                without = _reads_per_second(runtime, targets, seconds)
+                audited.append(with_trail)
+                unaudited.append(without)
+                ratios.append(with_trail / without)
+            audited_service._auditor = real_auditor
+        finally:
+            runtime.close()
+    return [
+        Row(f"get, audited, {READERS} readers", statistics.median(audited), "/s"),
+        Row(f"get, no-op audit writer, {READERS} readers", statistics.median(unaudited), "/s"),
+        Row("ratio audited / no-op", statistics.median(ratios), "x", "target > 0.5"),
+    ]
