@@ -23,6 +23,7 @@ from memory_store.policy import (
     Policy,
 )
 from memory_store.repository import TokenRepository
+from memory_store.schemas import AccessLogEntry
 
 # What a user's access log shows: every attempt to read their memories.
 READ_ACTIONS = ("memory.read", "memory.list", "memory.search", "memory.export", "memory.context")
@@ -32,12 +33,6 @@ READ_ACTIONS = ("memory.read", "memory.list", "memory.search", "memory.export", 
 class EventPage:
     items: list[AuditRecord]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class AccessEntry:
-    record: AuditRecord
-    actor_name: str | None
 
 
 class AuditService:
@@ -114,7 +109,7 @@ class AuditService:
 
     def access_log(
         self, principal: Principal, *, limit: int, cursor: str | None
-    ) -> tuple[list[AccessEntry], str | None]:
+    ) -> tuple[list[AccessLogEntry], str | None]:
         """Who tried to read the caller's memories, when, for which purpose, and whether
         they were allowed."""
         user_id = principal.user_id or ""
@@ -128,7 +123,20 @@ class AuditService:
         )
         items = records[:limit]
         names = self._tokens.names({record.actor_id for record in items})
-        entries = [AccessEntry(record, names.get(record.actor_id)) for record in items]
+        entries = [
+            AccessLogEntry(
+                at=record.at,
+                actor=names.get(record.actor_id),
+                actor_role=record.actor_role,
+                action=record.action,
+                memory_ids=list(record.memory_ids),
+                purpose=record.purpose,
+                outcome=record.outcome,
+                reason=record.reason,
+                result_count=record.result_count,
+            )
+            for record in items
+        ]
         more = len(records) > limit
         return entries, _seq_cursor(items[-1].seq) if more else None
 

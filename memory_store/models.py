@@ -42,6 +42,27 @@ class Memory(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class MemoryVersion(SQLModel, table=True):
+    """An earlier version of a memory, kept when it is edited; deleted with the memory.
+    Encrypted under the same user key, bound to (memory id, version) so that it cannot be
+    passed off as the current version or as another memory's."""
+
+    __tablename__ = "memory_versions"
+    __table_args__ = (Index("ix_memory_versions_user", "user_id", "memory_id"),)
+
+    memory_id: str = Field(
+        primary_key=True, max_length=40, foreign_key="memories.id", ondelete="CASCADE"
+    )
+    version: int = Field(primary_key=True)
+    user_id: str = Field(max_length=128)
+    category: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    valid_from: datetime = Field(sa_type=UTCDateTime)  # when this version was written
+    valid_until: datetime = Field(sa_type=UTCDateTime)  # when the next one replaced it
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
 

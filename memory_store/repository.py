@@ -12,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from memory_store.db import session
-from memory_store.models import ApiToken, ConsentChoice, ConsentEvent, Memory, UserSettings
+from memory_store.models import (
+    ApiToken,
+    ConsentChoice,
+    ConsentEvent,
+    Memory,
+    MemoryVersion,
+    UserSettings,
+)
 from memory_store.policy import ALL_CATEGORIES, SubjectFacts
 
 
@@ -71,26 +78,86 @@ class MemoryRepository:
         with session(self._engine) as db:
             return db.exec(query).all()
 
-    def shorten_expiry(
-        self, user_id: str, memory_id: str, expires_at: datetime, *, now: datetime
+    def update(
+        self,
+        user_id: str,
+        memory_id: str,
+        *,
+        expected_version: int,
+        changes: dict[str, Any],
+        earlier: MemoryVersion,
     ) -> Memory | None:
-        """Set an earlier expires_at on a live memory (the caller checked it is earlier)."""
+        """Apply `changes` to the memory if it is still at `expected_version`, and keep the
+        version it replaces, in one transaction. None when it is gone or has moved on."""
         with session(self._engine) as db:
-            memory = db.exec(
-                select(Memory).where(
-                    Memory.user_id == user_id,
-                    Memory.id == memory_id,
-                    col(Memory.expires_at) > now,
+            result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+                update(Memory)
+                .where(
+                    col(Memory.user_id) == user_id,
+                    col(Memory.id) == memory_id,
+                    col(Memory.version) == expected_version,
                 )
-            ).first()
-            if memory is None:
+                .values(**changes, version=expected_version + 1)
+            )
+            if result.rowcount != 1:
+                db.rollback()
                 return None
-            memory.expires_at = expires_at
-            memory.version += 1
-            memory.updated_at = now
-            db.add(memory)
+            db.add(earlier)
             db.commit()
-            return memory
+            return db.exec(
+                select(Memory).where(Memory.user_id == user_id, Memory.id == memory_id)
+            ).first()
+
+    def versions(self, user_id: str, memory_id: str) -> Sequence[MemoryVersion]:
+        """Earlier versions of one memory, newest first."""
+        with session(self._engine) as db:
+            return db.exec(
+                select(MemoryVersion)
+                .where(MemoryVersion.user_id == user_id, MemoryVersion.memory_id == memory_id)
+                .order_by(col(MemoryVersion.version).desc())
+            ).all()
+
+    def all_versions(self, user_id: str) -> Sequence[MemoryVersion]:
+        with session(self._engine) as db:
+            return db.exec(
+                select(MemoryVersion)
+                .where(MemoryVersion.user_id == user_id)
+                .order_by(col(MemoryVersion.memory_id), col(MemoryVersion.version).desc())
+            ).all()
+
+    def live(self, user_id: str, *, now: datetime) -> Sequence[Memory]:
+        """Every live memory of the user, newest first (for an export)."""
+        with session(self._engine) as db:
+            return db.exec(
+                select(Memory)
+                .where(Memory.user_id == user_id, col(Memory.expires_at) > now)
+                .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
+            ).all()
+
+    def delete(self, user_id: str, memory_ids: Sequence[str]) -> int:
+        """Delete memories of `user_id` and their history, for good. Returns how many."""
+        if not memory_ids:
+            return 0
+        with session(self._engine) as db:
+            db.execute(
+                delete(MemoryVersion).where(
+                    col(MemoryVersion.user_id) == user_id,
+                    col(MemoryVersion.memory_id).in_(memory_ids),
+                )
+            )
+            result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+                delete(Memory).where(col(Memory.user_id) == user_id, col(Memory.id).in_(memory_ids))
+            )
+            db.commit()
+            return int(result.rowcount)
+
+    def ids_in_category(self, user_id: str, category: str) -> list[str]:
+        with session(self._engine) as db:
+            return list(
+                db.exec(
+                    select(Memory.id).where(Memory.user_id == user_id, Memory.category == category)
+                ).all()
+            )
 
     def purge_expired(self, *, now: datetime, batch_size: int = 1000) -> int:
         """Delete, for good, every memory whose expires_at has passed. Batched, so that a
@@ -103,6 +170,7 @@ class MemoryRepository:
                 ).all()
                 if not ids:
                     return purged
+                db.execute(delete(MemoryVersion).where(col(MemoryVersion.memory_id).in_(ids)))
                 result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
                     delete(Memory).where(col(Memory.id).in_(ids), col(Memory.expires_at) <= now)
                 )
@@ -227,6 +295,39 @@ class ConsentRepository:
             )
             db.commit()
             return row
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    memories: int
+    memory_versions: int
+    consent_choices: int
+    consent_history: int
+    settings: int
+    tokens: int
+
+
+def erase_user(engine: Engine, user_id: str) -> ErasureCounts:
+    """Delete every row keyed to the user, in every table of the memory database, in one
+    transaction: memories and their history, consents and their history, settings, and the
+    user's tokens (a token row names its user, and would link the audit trail back)."""
+    tables = [
+        (MemoryVersion, MemoryVersion.user_id),
+        (Memory, Memory.user_id),
+        (ConsentChoice, ConsentChoice.user_id),
+        (ConsentEvent, ConsentEvent.user_id),
+        (UserSettings, UserSettings.user_id),
+        (ApiToken, ApiToken.user_id),
+    ]
+    counts = []
+    with session(engine) as db:
+        for table, column in tables:
+            result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+                delete(table).where(col(column) == user_id)
+            )
+            counts.append(int(result.rowcount))
+        db.commit()
+    return ErasureCounts(*counts)
 
 
 def _choice_name(granted: bool) -> str:

@@ -23,6 +23,7 @@ from memory_store.keystore import DataKeyring, create_keystore_schema, wrapped_k
 from memory_store.policy import Policy
 from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
 from memory_store.retention import RetentionSweeper
+from memory_store.rights import UserRightsService
 from memory_store.service import MemoryService
 
 # The audit trail lives in a database of its own (by default): it survives every forget, and
@@ -51,6 +52,7 @@ class Runtime:
     sweeper: RetentionSweeper
     tokens: TokenService
     audit: AuditService
+    rights: UserRightsService
 
     def ready(self) -> None:
         """Raise unless the databases answer and the key file is usable."""
@@ -113,6 +115,11 @@ def open_runtime(settings: Settings) -> Runtime:
     memory_repository = MemoryRepository(engine)
     consent_repository = ConsentRepository(engine)
     token_repository = TokenRepository(engine)
+    memories = MemoryService(
+        memory_repository, consent_repository, keyring, policy, catalogue, auditor
+    )
+    consents = ConsentService(consent_repository, policy, catalogue, auditor)
+    audit = AuditService(AuditStore(audit_engine), audit_log, policy, auditor, token_repository)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -123,12 +130,13 @@ def open_runtime(settings: Settings) -> Runtime:
         policy=policy,
         audit_log=audit_log,
         auditor=auditor,
-        memories=MemoryService(
-            memory_repository, consent_repository, keyring, policy, catalogue, auditor
-        ),
-        consents=ConsentService(consent_repository, policy, catalogue, auditor),
+        memories=memories,
+        consents=consents,
         consents_repository=consent_repository,
         sweeper=RetentionSweeper(memory_repository, policy, auditor),
         tokens=TokenService(token_repository, auditor),
-        audit=AuditService(AuditStore(audit_engine), audit_log, policy, auditor, token_repository),
+        audit=audit,
+        rights=UserRightsService(
+            engine, keystore_engine, memories, consents, audit, keyring, policy, auditor
+        ),
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 USER_ID_PATTERN = r"^[A-Za-z0-9._@-]{1,128}$"
 MAX_CONTENT_CHARS = 4096
@@ -135,12 +143,42 @@ class SettingsUpdate(BaseModel):
     memory_enabled: StrictBool
 
 
-class MemoryPatch(BaseModel):
-    """What a user may change on one of their memories."""
+class MemoryUpdate(BaseModel):
+    """What a user may change on one of their memories; at least one field."""
 
     model_config = ConfigDict(extra="forbid")
 
-    expires_at: AwareDatetime = Field(description="An earlier time to forget the memory at.")
+    content: Content | None = Field(default=None, description="The corrected fact.")
+    category: CategoryName | None = Field(default=None, description="A catalogue category.")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="An earlier time to forget the memory at (never later)."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> MemoryUpdate:
+        if not self.model_fields_set & {"content", "category", "expires_at"}:
+            raise ValueError("give at least one of content, category, expires_at")
+        for name in ("content", "category", "expires_at"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+
+class MemoryVersionPublic(BaseModel):
+    """An earlier version of a memory, as it was between valid_from and valid_until."""
+
+    version: int
+    category: str
+    content: str
+    source: str | None
+    expires_at: datetime
+    valid_from: datetime
+    valid_until: datetime
+
+    def __repr__(self) -> str:
+        return f"MemoryVersionPublic(version={self.version})"
+
+    __str__ = __repr__
 
 
 class SweepReport(BaseModel):
@@ -207,3 +245,44 @@ class AccessLogEntry(BaseModel):
 class AccessLogPage(BaseModel):
     items: list[AccessLogEntry]
     next_cursor: str | None
+
+
+class ExportedMemory(MemoryPublic):
+    history: list[MemoryVersionPublic] = Field(description="Earlier versions, newest first.")
+
+
+class UserExport(BaseModel):
+    """Everything memory-store holds about you, in one machine-readable document
+    (GDPR Art. 15 and 20). `format` names this layout; fields are only ever added to it."""
+
+    format: str = Field(default="memory-store-export/1")
+    exported_at: datetime
+    user_id: str
+    settings: SettingsPublic
+    memories: list[ExportedMemory]
+    consents: ConsentOverview
+    consent_history: list[ConsentChange]
+    access_log: list[AccessLogEntry]
+
+
+class CategoryErasure(BaseModel):
+    category: str
+    deleted: int
+
+
+class ErasureReceipt(BaseModel):
+    """What forgetting you erased: proof for you, and for the record."""
+
+    user_id: str
+    erased_at: datetime
+    memories: int
+    memory_versions: int
+    consent_choices: int
+    consent_history: int
+    settings: int
+    tokens: int = Field(description="Your tokens, revoked and deleted: this one included.")
+    data_key_destroyed: bool = Field(
+        description="Your data key is destroyed: any copy of your memories left anywhere "
+        "(a backup, a free page) can no longer be decrypted."
+    )
+    audit_seq: int = Field(description="The audit record of this erasure.")

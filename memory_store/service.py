@@ -26,13 +26,20 @@ from memory_store.errors import (
     KeysUnavailable,
     MemoryUnreadable,
     NotFound,
+    PreconditionFailed,
     Problem,
 )
 from memory_store.keystore import DataKeyring
-from memory_store.models import Memory
+from memory_store.models import Memory, MemoryVersion
 from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
 from memory_store.repository import ConsentRepository, MemoryRepository, Position
-from memory_store.schemas import MemoryCreate, MemoryPage, MemoryPublic
+from memory_store.schemas import (
+    MemoryCreate,
+    MemoryPage,
+    MemoryPublic,
+    MemoryUpdate,
+    MemoryVersionPublic,
+)
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
 
@@ -176,10 +183,17 @@ class MemoryService:
         self._memories.insert(row)
         return _public(row, body.content, body.source)
 
-    def shorten_expiry(
-        self, principal: Principal, memory_id: str, expires_at: datetime
+    def update_own(
+        self,
+        principal: Principal,
+        memory_id: str,
+        patch: MemoryUpdate,
+        *,
+        if_match: int | None,
     ) -> MemoryPublic:
-        """A user brings forward when one of their memories is forgotten."""
+        """A user corrects one of their memories: content, category, or an earlier expiry.
+        The version it replaces is kept, encrypted, in its history. With `if_match`, a memory
+        that has changed since (another version) is refused with 412, and nothing changes."""
         user_id = principal.user_id or ""
         request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
         self._gate_role(request, "memory.update")
@@ -188,14 +202,42 @@ class MemoryService:
         if row is None:
             self._deny(request, "memory.update", _not_found(), [memory_id])
         self._gate(_for_row(request, row, now), "memory.update", [row.id])
+        if if_match is not None and if_match != row.version:
+            raise PreconditionFailed(
+                f"The memory is at version {row.version}, not {if_match}: read it again",
+                current_version=row.version,
+            )
+        category = self._catalogue.category(patch.category or row.category)
+        key = self._read_key(user_id)
+        current = _reveal(key, row)
+        if key is None:  # _reveal raised already; this is for the type checker
+            raise _not_found()
+        latest = min(row.expires_at, row.created_at + category.retention)
+        expires_at = patch.expires_at if patch.expires_at is not None else latest
         if expires_at <= now:
             raise InvalidRequest("expires_at must be in the future; to forget now, delete it")
-        if expires_at > row.expires_at:
+        if expires_at > latest:
             raise InvalidRequest(
-                "expires_at may only be brought forward",
-                current_expires_at=row.expires_at.isoformat(),
+                "expires_at may only be brought forward, and never past the category's limit",
+                latest_allowed=latest.isoformat(),
             )
-        key = self._read_key(user_id)
+        content = patch.content if patch.content is not None else current.content
+        payload = json.dumps({"content": content, "source": current.source}).encode()
+        earlier = MemoryVersion(
+            memory_id=row.id,
+            version=row.version,
+            user_id=user_id,
+            category=row.category,
+            key_id=key.key_id,
+            ciphertext=seal(
+                key,
+                json.dumps({"content": current.content, "source": current.source}).encode(),
+                _version_binding(row.id, row.version),
+            ),
+            expires_at=row.expires_at,
+            valid_from=row.updated_at,
+            valid_until=now,
+        )
         self._auditor.record(
             principal,
             "memory.update",
@@ -203,13 +245,90 @@ class MemoryService:
             subject_key=key,
             memory_ids=[row.id],
             purpose=SELF_SERVICE,
-            reason="expires_at",
+            reason=",".join(sorted(patch.model_fields_set)),
             result_count=1,
         )
-        updated = self._memories.shorten_expiry(user_id, memory_id, expires_at, now=now)
-        if updated is None:
-            raise _not_found()
-        return _reveal(key, updated)
+        updated = self._memories.update(
+            user_id,
+            row.id,
+            expected_version=row.version,
+            changes={
+                "category": category.name,
+                "ciphertext": seal(key, payload, row.id),
+                "expires_at": expires_at,
+                "updated_at": now,
+            },
+            earlier=earlier,
+        )
+        if updated is None:  # changed or deleted between our read and our write
+            raise PreconditionFailed("The memory changed meanwhile: read it again")
+        return _public(updated, content, current.source)
+
+    def history_own(self, principal: Principal, memory_id: str) -> list[MemoryVersionPublic]:
+        """The earlier versions of one of the user's memories, newest first."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_read, user_id, SELF_SERVICE)
+        self._gate_role(request, "memory.history")
+        now = utc_now()
+        row = self._memories.get(user_id, memory_id)
+        if row is None:
+            self._deny(request, "memory.history", _not_found(), [memory_id])
+        self._gate(_for_row(request, row, now), "memory.history", [row.id])
+        versions = self._memories.versions(user_id, memory_id)
+        key = self._read_key(user_id)
+        self._record_read(request, "memory.history", key, [row.id] if versions else [])
+        return [_reveal_version(key, version) for version in versions]
+
+    def delete_own(self, principal: Principal, memory_id: str) -> None:
+        """Forget one memory: its row and its history are deleted for good."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE)
+        self._gate_role(request, "memory.delete")
+        row = self._memories.get(user_id, memory_id)
+        if row is None:
+            self._deny(request, "memory.delete", _not_found(), [memory_id])
+        self._gate(replace(request, category=row.category), "memory.delete", [row.id])
+        self._record_change(request, "memory.delete", [row.id])
+        self._memories.delete(user_id, [row.id])
+
+    def delete_category_own(self, principal: Principal, category: str) -> int:
+        """Forget every memory of one category (and their history). Returns how many."""
+        self._catalogue.category(category)
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE, category)
+        self._gate(request, "memory.delete")
+        ids = self._memories.ids_in_category(user_id, category)
+        self._record_change(request, "memory.delete", ids)
+        return self._memories.delete(user_id, ids)
+
+    def export_own(
+        self, principal: Principal
+    ) -> list[tuple[MemoryPublic, list[MemoryVersionPublic]]]:
+        """Every live memory of the user with its history, decrypted, for their export."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_export, user_id, SELF_SERVICE)
+        self._gate_role(request, "memory.export")
+        now = utc_now()
+        rows = self._memories.live(user_id, now=now)
+        versions: dict[str, list[MemoryVersion]] = {}
+        for version in self._memories.all_versions(user_id):
+            versions.setdefault(version.memory_id, []).append(version)
+        key = self._read_key(user_id)
+        self._record_read(request, "memory.export", key, [row.id for row in rows])
+        return [
+            (_reveal(key, row), [_reveal_version(key, v) for v in versions.get(row.id, [])])
+            for row in rows
+        ]
+
+    def _record_change(self, request: AccessRequest, action: str, memory_ids: list[str]) -> None:
+        self._auditor.record(
+            request.principal,
+            action,
+            subject_user_id=request.subject_user_id,
+            memory_ids=memory_ids,
+            purpose=request.purpose,
+            result_count=len(memory_ids),
+        )
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -374,6 +493,33 @@ def _reveal(key: UserKey | None, row: Memory) -> MemoryPublic:
             memory_id=row.id,
         ) from None
     return _public(row, payload["content"], payload.get("source"))
+
+
+def _version_binding(memory_id: str, version: int) -> str:
+    """What an earlier version's ciphertext is bound to in place of the memory id alone."""
+    return f"{memory_id}#v{version}"
+
+
+def _reveal_version(key: UserKey | None, row: MemoryVersion) -> MemoryVersionPublic:
+    try:
+        if key is None or row.key_id != key.key_id:
+            raise DecryptionError
+        binding = _version_binding(row.memory_id, row.version)
+        payload = json.loads(open_sealed(key, row.ciphertext, binding))
+    except (DecryptionError, ValueError):
+        raise MemoryUnreadable(
+            "An earlier version of this memory cannot be decrypted",
+            memory_id=row.memory_id,
+        ) from None
+    return MemoryVersionPublic(
+        version=row.version,
+        category=row.category,
+        content=payload["content"],
+        source=payload.get("source"),
+        expires_at=row.expires_at,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
 
 
 def _public(row: Memory, content: str, source: str | None) -> MemoryPublic:

@@ -1,10 +1,11 @@
-"""A user's own routes: the memories kept about the caller."""
+"""A user's own routes: everything kept about the caller, and their rights over it."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response, status
 
 from memory_store.api.deps import (
     ListQueryDep,
@@ -13,15 +14,35 @@ from memory_store.api.deps import (
     RuntimeDep,
     problem_responses,
 )
+from memory_store.errors import InvalidRequest
 from memory_store.schemas import (
-    AccessLogEntry,
     AccessLogPage,
+    CategoryErasure,
+    ErasureReceipt,
     MemoryPage,
-    MemoryPatch,
     MemoryPublic,
+    MemoryUpdate,
+    MemoryVersionPublic,
+    UserExport,
 )
 
 router = APIRouter(prefix="/v1/me", tags=["user"])
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an If-Match header names; None for no header or "*"."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise InvalidRequest('If-Match must name a memory version, e.g. If-Match: "3"')
+    return int(match.group(1))
 
 
 @router.get("/memories", responses=problem_responses(401, 403, 410, 422))
@@ -32,21 +53,81 @@ def list_my_memories(
     return runtime.memories.list_own(principal, query)
 
 
+@router.delete("/memories", responses=problem_responses(401, 403, 422))
+def delete_my_category(
+    category: Annotated[str, Query(min_length=1, max_length=64)],
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> CategoryErasure:
+    """Forget every memory of one category, with its history, for good."""
+    deleted = runtime.memories.delete_category_own(principal, category)
+    return CategoryErasure(category=category, deleted=deleted)
+
+
 @router.get("/memories/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
 def get_my_memory(
-    memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep
+    memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep, response: Response
 ) -> MemoryPublic:
-    return runtime.memories.get_own(principal, memory_id)
+    """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
+    memory = runtime.memories.get_own(principal, memory_id)
+    response.headers["ETag"] = etag(memory.version)
+    return memory
 
 
 @router.patch(
-    "/memories/{memory_id}", responses=problem_responses(400, 401, 403, 404, 410, 413, 422)
+    "/memories/{memory_id}",
+    responses=problem_responses(400, 401, 403, 404, 410, 412, 413, 422),
 )
 def patch_my_memory(
-    memory_id: MemoryIdPath, body: MemoryPatch, principal: PrincipalDep, runtime: RuntimeDep
+    memory_id: MemoryIdPath,
+    body: MemoryUpdate,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(description="The version you read (its ETag): 412 if it has changed since."),
+    ] = None,
 ) -> MemoryPublic:
-    """Bring forward when a memory is forgotten (`expires_at`, earlier than now set)."""
-    return runtime.memories.shorten_expiry(principal, memory_id, body.expires_at)
+    """Correct a memory: its content, its category, or an earlier expiry. The version it
+    replaces is kept in its history."""
+    memory = runtime.memories.update_own(
+        principal, memory_id, body, if_match=parse_if_match(if_match)
+    )
+    response.headers["ETag"] = etag(memory.version)
+    return memory
+
+
+@router.delete(
+    "/memories/{memory_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+def delete_my_memory(memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep) -> None:
+    """Forget one memory: it and its history are deleted for good."""
+    runtime.memories.delete_own(principal, memory_id)
+
+
+@router.get("/memories/{memory_id}/history", responses=problem_responses(401, 403, 404, 410, 422))
+def my_memory_history(
+    memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep
+) -> list[MemoryVersionPublic]:
+    """The earlier versions of a memory, newest first."""
+    return runtime.memories.history_own(principal, memory_id)
+
+
+@router.get("/export", responses=problem_responses(401, 403, 410))
+def export_me(principal: PrincipalDep, runtime: RuntimeDep, response: Response) -> UserExport:
+    """Everything held about you, as one JSON document (format memory-store-export/1)."""
+    response.headers["Content-Disposition"] = 'attachment; filename="memory-store-export.json"'
+    return runtime.rights.export(principal)
+
+
+@router.delete("", responses=problem_responses(401, 403))
+def forget_me(principal: PrincipalDep, runtime: RuntimeDep) -> ErasureReceipt:
+    """Forget everything: your data key is destroyed, every memory, version, consent,
+    setting and token of yours is deleted. The receipt says what, and the audit record."""
+    return runtime.rights.forget(principal)
 
 
 @router.get("/access-log", responses=problem_responses(401, 403, 422))
@@ -58,20 +139,4 @@ def access_log(
 ) -> AccessLogPage:
     """Who read (or tried to read) your memories, when, and for which purpose."""
     entries, next_cursor = runtime.audit.access_log(principal, limit=limit, cursor=cursor)
-    return AccessLogPage(
-        items=[
-            AccessLogEntry(
-                at=entry.record.at,
-                actor=entry.actor_name,
-                actor_role=entry.record.actor_role,
-                action=entry.record.action,
-                memory_ids=list(entry.record.memory_ids),
-                purpose=entry.record.purpose,
-                outcome=entry.record.outcome,
-                reason=entry.record.reason,
-                result_count=entry.record.result_count,
-            )
-            for entry in entries
-        ],
-        next_cursor=next_cursor,
-    )
+    return AccessLogPage(items=entries, next_cursor=next_cursor)

@@ -103,7 +103,8 @@ def test_a_creator_that_loses_the_create_race_uses_the_winners_key(
     winner: list[SigningKey] = []
 
     def open_after_the_other_creator(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if Path(file) == path and flags & os.O_EXCL and not winner:
+        # the first exclusive create in the key's directory (the key file, or a temp file)
+        if Path(file).parent == path.parent and flags & os.O_EXCL and not winner:
             monkeypatch.setattr(audit.signing.os, "open", real_open)
             winner.append(SigningKey.load_or_create(path, create=True))
         return real_open(file, flags, *args, **kwargs)

@@ -1,0 +1,125 @@
+"""A user's rights over everything held about them: export it all (GDPR Art. 15, 20) and
+forget it all (Art. 17). Forgetting is crypto-shredding first: the data key goes, then the rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from memory_store.audit_service import AuditService
+from memory_store.auditing import Auditor
+from memory_store.auth import Principal
+from memory_store.clock import utc_now
+from memory_store.consents import ConsentService
+from memory_store.errors import Problem
+from memory_store.keystore import DataKeyring
+from memory_store.logging import get_logger
+from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
+from memory_store.repository import erase_user
+from memory_store.schemas import (
+    AccessLogEntry,
+    ErasureReceipt,
+    ExportedMemory,
+    UserExport,
+)
+from memory_store.service import MemoryService
+
+_log = get_logger("memory_store.rights")
+
+
+class UserRightsService:
+    def __init__(
+        self,
+        engine: Engine,
+        keystore_engine: Engine,
+        memories: MemoryService,
+        consents: ConsentService,
+        audit: AuditService,
+        keyring: DataKeyring,
+        policy: Policy,
+        auditor: Auditor,
+    ) -> None:
+        self._engine = engine
+        self._keystore_engine = keystore_engine
+        self._memories = memories
+        self._consents = consents
+        self._audit = audit
+        self._keyring = keyring
+        self._policy = policy
+        self._auditor = auditor
+
+    def export(self, principal: Principal) -> UserExport:
+        """Memories with their history, consents and their history, settings, access log."""
+        memories = self._memories.export_own(principal)
+        history, cursor = [], None
+        while True:
+            page = self._consents.history(principal, limit=500, cursor=cursor)
+            history += page.items
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        access: list[AccessLogEntry] = []
+        cursor = None
+        while True:
+            entries, cursor = self._audit.access_log(principal, limit=500, cursor=cursor)
+            access += entries
+            if cursor is None:
+                break
+        return UserExport(
+            exported_at=utc_now(),
+            user_id=principal.user_id or "",
+            settings=self._consents.settings(principal),
+            memories=[
+                ExportedMemory(**memory.model_dump(), history=versions)
+                for memory, versions in memories
+            ],
+            consents=self._consents.overview(principal),
+            consent_history=history,
+            access_log=access,
+        )
+
+    def forget(self, principal: Principal) -> ErasureReceipt:
+        """Forget the caller entirely.
+
+        1. The erasure is audited first, under the user's pseudonym (the last record that
+           can be linked to them, and only while their key exists).
+        2. Their data key is destroyed, and the key store's WAL truncated: from here on,
+           no copy of their memories anywhere (a backup, a free page) can be decrypted.
+        3. Every row keyed to them is deleted in one transaction, their tokens included.
+        """
+        user_id = principal.user_id or ""
+        try:
+            self._policy.check(AccessRequest(principal, Action.user_forget, user_id, SELF_SERVICE))
+        except Problem as problem:
+            self._auditor.denied(principal, "user.forget", problem, subject_user_id=user_id)
+            raise
+        record = self._auditor.record(
+            principal, "user.forget", subject_user_id=user_id, purpose=SELF_SERVICE
+        )
+        destroyed = self._keyring.destroy(user_id)
+        _truncate_wal(self._keystore_engine)
+        counts = erase_user(self._engine, user_id)
+        _truncate_wal(self._engine)
+        self._policy.clear_cache()
+        _log.info("user_forgotten", audit_seq=record.seq)
+        return ErasureReceipt(
+            user_id=user_id,
+            erased_at=utc_now(),
+            memories=counts.memories,
+            memory_versions=counts.memory_versions,
+            consent_choices=counts.consent_choices,
+            consent_history=counts.consent_history,
+            settings=counts.settings,
+            tokens=counts.tokens,
+            data_key_destroyed=destroyed,
+            audit_seq=record.seq,
+        )
+
+
+def _truncate_wal(engine: Engine) -> None:
+    """Move the WAL into the database and empty it, so deleted pages do not linger there.
+    SQLite only; elsewhere the database's own vacuuming applies."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
