@@ -54,7 +54,13 @@ class AuditRecord:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> AuditRecord:
-        """Parse a record as exported; raises ValueError on a malformed one."""
+        """Parse a record as exported; raises ValueError on a malformed one, including one
+        that carries a field the schema does not have (it could smuggle anything)."""
+        if not isinstance(document, dict):
+            raise ValueError("malformed audit record: not an object")
+        unknown = set(document) - _FIELDS
+        if unknown:
+            raise ValueError(f"malformed audit record: unknown fields {sorted(unknown)}")
         try:
             return cls(
                 at=_text(document["at"]),
@@ -75,6 +81,27 @@ class AuditRecord:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed audit record: {exc!r}") from None
+
+
+_FIELDS = frozenset(
+    {
+        "at",
+        "actor_id",
+        "actor_role",
+        "request_id",
+        "action",
+        "outcome",
+        "subject",
+        "memory_ids",
+        "target",
+        "purpose",
+        "reason",
+        "result_count",
+        "seq",
+        "prev",
+        "hash",
+    }
+)
 
 
 def _text(value: Any) -> str:

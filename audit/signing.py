@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,15 +101,21 @@ class SigningKey:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
+            # Write the whole key to a private temp file, then link it into place: the link
+            # fails if another process got there first, and nobody ever sees a partial file.
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                pass  # another process created it first: use theirs
-            else:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(pem)
                     handle.flush()
                     os.fsync(handle.fileno())
+                try:
+                    os.link(temp, path)
+                except FileExistsError:
+                    pass  # another process created it first: use theirs
+            finally:
+                temp.unlink(missing_ok=True)
         if path.stat().st_mode & 0o077:
             raise PermissionError(
                 f"audit signing key {path} is accessible to group or others; chmod 600 it"

@@ -65,10 +65,15 @@ class Verifier:
                     f"record {self._expected_seq} is missing (the next one is {record.seq})",
                 )
             else:
+                # A genuine (or validly sealed) record for an earlier place forks or replays the
+                # chain there; anything else is this place's record with its seq altered.
+                earlier = GENESIS if record.seq == 1 else self._hashes.get(record.seq - 1)
+                forks = record.prev == earlier and chain_hash(record) == record.hash
+                at = record.seq if forks else self._expected_seq
                 self._fail(
-                    record.seq,
-                    f"record {record.seq} is out of order or repeated "
-                    f"(expected {self._expected_seq})",
+                    at,
+                    f"record {at} is out of order or repeated "
+                    f"(found seq {record.seq} where {self._expected_seq} was expected)",
                 )
             return
         if record.prev != self._prev:
@@ -83,6 +88,10 @@ class Verifier:
         self._hashes[record.seq] = record.hash
         self._prev = record.hash
         self._expected_seq += 1
+
+    def fail_next(self, problem: str) -> None:
+        """The export is unreadable at the next record's place."""
+        self._fail(self._expected_seq, problem)
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._checkpoints.append(checkpoint)
@@ -143,15 +152,7 @@ def verify_export(
                 verifier.add_checkpoint(Checkpoint.from_dict(document["checkpoint"]))
             elif kind != "header":
                 raise ValueError(f"unknown line type {kind!r}")
-        except (ValueError, KeyError, TypeError) as exc:
-            result = verifier.result()
-            return VerificationResult(
-                ok=False,
-                records=result.records,
-                checkpoints=result.checkpoints,
-                last_seq=result.last_seq,
-                last_hash=result.last_hash,
-                first_bad_seq=result.first_bad_seq or result.last_seq + 1,
-                problem=result.problem or f"line {number} is not a valid export line: {exc}",
-            )
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            verifier.fail_next(f"line {number} is not a valid export line: {exc}")
+            return verifier.result()
     return verifier.result()

@@ -311,23 +311,23 @@ def erase_user(engine: Engine, user_id: str) -> ErasureCounts:
     """Delete every row keyed to the user, in every table of the memory database, in one
     transaction: memories and their history, consents and their history, settings, and the
     user's tokens (a token row names its user, and would link the audit trail back)."""
-    tables = [
-        (MemoryVersion, MemoryVersion.user_id),
-        (Memory, Memory.user_id),
-        (ConsentChoice, ConsentChoice.user_id),
-        (ConsentEvent, ConsentEvent.user_id),
-        (UserSettings, UserSettings.user_id),
-        (ApiToken, ApiToken.user_id),
-    ]
-    counts = []
+    tables = {  # versions before the memories they belong to
+        "memory_versions": (MemoryVersion, MemoryVersion.user_id),
+        "memories": (Memory, Memory.user_id),
+        "consent_choices": (ConsentChoice, ConsentChoice.user_id),
+        "consent_history": (ConsentEvent, ConsentEvent.user_id),
+        "settings": (UserSettings, UserSettings.user_id),
+        "tokens": (ApiToken, ApiToken.user_id),
+    }
+    counts: dict[str, int] = {}
     with session(engine) as db:
-        for table, column in tables:
+        for name, (table, column) in tables.items():
             result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
                 delete(table).where(col(column) == user_id)
             )
-            counts.append(int(result.rowcount))
+            counts[name] = int(result.rowcount)
         db.commit()
-    return ErasureCounts(*counts)
+    return ErasureCounts(**counts)
 
 
 def _choice_name(granted: bool) -> str:

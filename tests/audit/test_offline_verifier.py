@@ -237,12 +237,6 @@ def test_a_malformed_export_line_exits_1_naming_the_line_and_next_record(
     assert "TAMPERED at record 5" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verify.py verify_export calls verifier.result() on a malformed line, which "
-    "evaluates the external checkpoints first, so the problem says 'cut off' instead of "
-    "naming the malformed line",
-)
 def test_a_malformed_line_is_named_even_when_an_external_checkpoint_lies_beyond_it(
     trail: Trail, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -258,12 +252,6 @@ def test_a_malformed_line_is_named_even_when_an_external_checkpoint_lies_beyond_
     assert f"line {index + 1} " in result["problem"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="BUG: verify.py verify_export does not catch RecursionError from json.loads, so a "
-    "deeply nested line crashes the verifier instead of failing at that line",
-)
 def test_a_deeply_nested_export_line_exits_1_not_a_crash(
     trail: Trail, capsys: pytest.CaptureFixture[str]
 ) -> None:

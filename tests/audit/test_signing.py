@@ -117,11 +117,6 @@ def test_a_creator_that_loses_the_create_race_uses_the_winners_key(
     assert _mode(path) == 0o600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: signing.py load_or_create creates the file (O_EXCL) before writing the PEM, so a "
-    "concurrent creator can read it empty and fail; write a temp file and os.link() it instead",
-)
 def test_two_concurrent_creators_end_with_one_key_even_while_the_first_is_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
