@@ -126,6 +126,17 @@ class MemoryService:
         except Problem as problem:
             self._deny(request, action, problem)
 
+    def _one(self, request: AccessRequest, action: str, memory_id: str, now: datetime) -> Memory:
+        """The memory a request names, once the policy allows the request on it (its role,
+        then its category, expiry and the user's consent); every refusal audited."""
+        self._gate_role(request, action)
+        row = self._memories.get(request.subject_user_id, memory_id)
+        if row is None:
+            self._deny(request, action, _not_found(), [memory_id])
+        facts = self._consents.facts(request.subject_user_id)
+        self._gate(_for_row(replace(request, facts=facts), row, now), action, [row.id])
+        return row
+
     # -- writes ---------------------------------------------------------------------------
 
     def write(
@@ -196,12 +207,8 @@ class MemoryService:
         that has changed since (another version) is refused with 412, and nothing changes."""
         user_id = principal.user_id or ""
         request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
-        self._gate_role(request, "memory.update")
         now = utc_now()
-        row = self._memories.get(user_id, memory_id)
-        if row is None:
-            self._deny(request, "memory.update", _not_found(), [memory_id])
-        self._gate(_for_row(request, row, now), "memory.update", [row.id])
+        row = self._one(request, "memory.update", memory_id, now)
         if if_match is not None and if_match != row.version:
             raise PreconditionFailed(
                 f"The memory is at version {row.version}, not {if_match}: read it again",
@@ -268,12 +275,7 @@ class MemoryService:
         """The earlier versions of one of the user's memories, newest first."""
         user_id = principal.user_id or ""
         request = AccessRequest(principal, Action.memory_read, user_id, SELF_SERVICE)
-        self._gate_role(request, "memory.history")
-        now = utc_now()
-        row = self._memories.get(user_id, memory_id)
-        if row is None:
-            self._deny(request, "memory.history", _not_found(), [memory_id])
-        self._gate(_for_row(request, row, now), "memory.history", [row.id])
+        row = self._one(request, "memory.history", memory_id, utc_now())
         versions = self._memories.versions(user_id, memory_id)
         key = self._read_key(user_id)
         self._record_read(request, "memory.history", key, [row.id] if versions else [])
@@ -283,11 +285,7 @@ class MemoryService:
         """Forget one memory: its row and its history are deleted for good."""
         user_id = principal.user_id or ""
         request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE)
-        self._gate_role(request, "memory.delete")
-        row = self._memories.get(user_id, memory_id)
-        if row is None:
-            self._deny(request, "memory.delete", _not_found(), [memory_id])
-        self._gate(replace(request, category=row.category), "memory.delete", [row.id])
+        row = self._one(request, "memory.delete", memory_id, utc_now())
         self._record_change(request, "memory.delete", [row.id])
         self._memories.delete(user_id, [row.id])
 
@@ -355,13 +353,7 @@ class MemoryService:
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
     ) -> MemoryPublic:
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
-        self._gate_role(request, "memory.read")
-        row = self._memories.get(user_id, memory_id)
-        if row is None:
-            self._deny(request, "memory.read", _not_found(), [memory_id])
-        now = utc_now()
-        request = replace(request, facts=self._consents.facts(user_id))
-        self._gate(_for_row(request, row, now), "memory.read", [row.id])
+        row = self._one(request, "memory.read", memory_id, utc_now())
         return self._disclose(request, "memory.read", [row])[0]
 
     def _list(
