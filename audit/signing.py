@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
@@ -110,10 +111,8 @@ class SigningKey:
                     handle.write(pem)
                     handle.flush()
                     os.fsync(handle.fileno())
-                try:
+                with contextlib.suppress(FileExistsError):  # another process won: use theirs
                     os.link(temp, path)
-                except FileExistsError:
-                    pass  # another process created it first: use theirs
             finally:
                 temp.unlink(missing_ok=True)
         if path.stat().st_mode & 0o077:

@@ -6,15 +6,21 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from memory_store import __version__
 from memory_store.api import assistant, audit, consents, health, me
 from memory_store.config import Settings
-from memory_store.middleware import RequestContextMiddleware
+from memory_store.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
 from memory_store.problems import install_handlers
 from memory_store.runtime import Runtime, open_runtime
+
+UI_DIR = Path(__file__).parent / "ui"
+UI_PREFIX = "/ui"
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -50,5 +56,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(me.router)
     app.include_router(consents.router)
     app.include_router(audit.router)
+    mount_ui(app)
+    app.add_middleware(UISecurityHeadersMiddleware, prefix=UI_PREFIX)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def mount_ui(app: FastAPI) -> None:
+    """Serve the user's page (memory_store/ui) at /ui/; /ui redirects there."""
+
+    @app.get(UI_PREFIX, include_in_schema=False)
+    def _ui_redirect() -> RedirectResponse:
+        return RedirectResponse(UI_PREFIX + "/", status_code=308)
+
+    app.mount(UI_PREFIX, StaticFiles(directory=UI_DIR, html=True), name="ui")

@@ -81,7 +81,8 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("casbin").setLevel(logging.WARNING)  # it logs the whole policy at start
+    # pycasbin logs the whole policy at start and every refused request (with its attributes).
+    logging.getLogger("casbin").setLevel(logging.ERROR)
     # httpx logs whole URLs at info, query strings (search text) included.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ policies/policy.csv, and this module only supplies the facts and names the reaso
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ _SENSITIVITIES = frozenset({"*", "sensitive", "ordinary"})
 
 
 class Action(StrEnum):
+    me_read = "me.read"
     memory_write = "memory.write"
     memory_read = "memory.read"
     memory_update = "memory.update"
@@ -74,6 +76,10 @@ class SubjectFacts:
     # A counterfactual: every consent granted. Used to tell "the role may never" apart from
     # "the user has not consented".
     grant_all: bool = False
+
+    def __repr__(self) -> str:
+        # The choices are personal data: never in a log line or a traceback.
+        return f"SubjectFacts(memory_enabled={self.memory_enabled}, choices=<{len(self.choices)}>)"
 
     def choice(self, purpose: str, category: str) -> tuple[bool | None, bool | None]:
         """(the choice for this category, the choice for all categories) of `purpose`."""
@@ -137,6 +143,9 @@ class Policy:
         self._enforcer = casbin.Enforcer(
             str(policy_dir / "model.conf"), str(policy_dir / "policy.csv")
         )
+        # pycasbin logs every refused request, request attributes included, at WARNING: a
+        # refusal is an ordinary answer here, and it is audited, not logged.
+        logging.getLogger("casbin").setLevel(logging.ERROR)
         self._enforcer.add_function("consented", consented)
         self._enforcer.add_function("memoryEnabled", memory_enabled)
         self._validate()

@@ -21,6 +21,7 @@ from memory_store.schemas import (
     ErasureReceipt,
     ExportedMemory,
     UserExport,
+    WhoAmI,
 )
 from memory_store.service import MemoryService
 
@@ -47,6 +48,15 @@ class UserRightsService:
         self._keyring = keyring
         self._policy = policy
         self._auditor = auditor
+
+    def whoami(self, principal: Principal) -> WhoAmI:
+        user_id = principal.user_id or ""
+        try:
+            self._policy.check(AccessRequest(principal, Action.me_read, user_id, SELF_SERVICE))
+        except Problem as problem:
+            self._auditor.denied(principal, "me.read", problem, subject_user_id=user_id)
+            raise
+        return WhoAmI(user_id=user_id, role=principal.role.value, token_name=principal.name)
 
     def export(self, principal: Principal) -> UserExport:
         """Memories with their history, consents and their history, settings, access log."""

@@ -286,3 +286,11 @@ class ErasureReceipt(BaseModel):
         "(a backup, a free page) can no longer be decrypted."
     )
     audit_seq: int = Field(description="The audit record of this erasure.")
+
+
+class WhoAmI(BaseModel):
+    """Who the token in use belongs to."""
+
+    user_id: str
+    role: str
+    token_name: str

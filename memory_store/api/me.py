@@ -24,6 +24,7 @@ from memory_store.schemas import (
     MemoryUpdate,
     MemoryVersionPublic,
     UserExport,
+    WhoAmI,
 )
 
 router = APIRouter(prefix="/v1/me", tags=["user"])
@@ -128,6 +129,12 @@ def forget_me(principal: PrincipalDep, runtime: RuntimeDep) -> ErasureReceipt:
     """Forget everything: your data key is destroyed, every memory, version, consent,
     setting and token of yours is deleted. The receipt says what, and the audit record."""
     return runtime.rights.forget(principal)
+
+
+@router.get("", responses=problem_responses(401, 403))
+def whoami(principal: PrincipalDep, runtime: RuntimeDep) -> WhoAmI:
+    """Who your token belongs to."""
+    return runtime.rights.whoami(principal)
 
 
 @router.get("/access-log", responses=problem_responses(401, 403, 422))

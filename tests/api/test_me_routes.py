@@ -74,3 +74,15 @@ def test_bad_me_list_parameters_are_422(client: TestClient, alice_token: str) ->
     for params in ({"limit": "-1"}, {"cursor": "nope"}, {"category": "gossip"}):
         response = client.get("/v1/me/memories", params=params, headers=bearer(alice_token))
         assert_problem(response, 422)
+
+
+def test_whoami_names_the_user_the_token_belongs_to(client: TestClient, alice_token: str) -> None:
+    response = client.get("/v1/me", headers=bearer(alice_token))
+    assert response.json() == {"user_id": "alice", "role": "user", "token_name": "test-user"}
+
+
+def test_whoami_is_401_without_a_token_and_403_for_service_tokens(
+    client: TestClient, assistant_token: str
+) -> None:
+    assert_problem(client.get("/v1/me"), 401)
+    assert_problem(client.get("/v1/me", headers=bearer(assistant_token)), 403, "forbidden")
