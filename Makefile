@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install run test browser-deps lint format typecheck bench clean
+.PHONY: install run test test-sqlite test-postgres browser-deps lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/memory-store serve
 
+# The whole suite runs twice: on SQLite files, then on a throwaway PostgreSQL cluster that the
+# tests start from the installed binaries (they skip, saying so, where there are none).
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
+	MEMORY_STORE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q
+
+test-sqlite: $(STAMP) browser-deps
+	$(BIN)/python -m pytest -q
+
+test-postgres: $(STAMP) browser-deps
+	MEMORY_STORE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q
 
 # The browser tests (tests/browser) drive Debian's Chromium through its driver. Install both
 # when they are missing and we can (root, apt-get); otherwise say so: those tests then skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,52 @@ from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
+from tests.postgres import Cluster, start_cluster
 
 PURPOSE = "personalization"
+
+# `MEMORY_STORE_TEST_DATABASE=postgresql pytest` runs the suite against a throwaway
+# PostgreSQL cluster; by default it runs against SQLite files under each test's tmp_path.
+BACKEND = os.environ.get("MEMORY_STORE_TEST_DATABASE", "sqlite")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: the test inspects SQLite files directly; skipped on PostgreSQL"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="inspects SQLite files directly")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    cluster = start_cluster()
+    if cluster is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql: PostgreSQL run skipped")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _database_backend(pg_cluster: Cluster | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL, point every Settings() of the test (and its subprocesses) at three
+    fresh schemas: memories, key store, audit trail."""
+    if pg_cluster is None:
+        return
+    urls = pg_cluster.fresh_urls()
+    monkeypatch.setenv("MEMORY_STORE_DATABASE_URL", urls["database"])
+    monkeypatch.setenv("MEMORY_STORE_KEYSTORE_URL", urls["keystore"])
+    monkeypatch.setenv("MEMORY_STORE_AUDIT_DATABASE_URL", urls["audit"])
 
 
 @pytest.fixture

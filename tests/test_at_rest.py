@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from memory_store.config import Settings
 from memory_store.runtime import Runtime
 from tests.conftest import bearer, write_memory
+
+pytestmark = pytest.mark.sqlite_only
 
 KNOWN = [
     "canary-7f3a: prefers window seats on flights to Reykjavik",

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import event
+from sqlalchemy import text as sqltext
 
 from audit import AuditRecord, Checkpoint, load_public_key
 from audit.__main__ import main as offline_verify
@@ -161,8 +162,10 @@ def test_no_content_no_query_text_and_no_user_id_in_any_record_or_export(
     )
     export = client.get("/v1/audit/export", headers=bearer(compliance_token)).text
     events = client.get("/v1/audit/events", headers=bearer(compliance_token)).text
-    stored = audit_db(runtime).read_bytes()
-    for text in (export, events, stored.decode("latin-1")):
+    texts = [export, events]
+    if runtime.audit_engine.dialect.name == "sqlite":
+        texts.append(audit_db(runtime).read_bytes().decode("latin-1"))
+    for text in texts:
         for secret in ("canary", "oat milk", "nothing matches", user):
             assert secret not in text, secret
     assert len(export.splitlines()) > 3
@@ -222,6 +225,7 @@ def test_a_write_whose_audit_append_fails_stores_nothing(
     assert listed.json()["items"] == []
 
 
+@pytest.mark.sqlite_only
 def test_an_audit_database_that_refuses_writes_fails_reads_closed(
     client: TestClient, runtime: Runtime, assistant_token: str
 ) -> None:
@@ -259,9 +263,10 @@ def trail(client: TestClient, runtime: Runtime, assistant_token: str) -> Runtime
 
 
 def sql(runtime: Runtime, *statements: str) -> None:
-    with sqlite3.connect(audit_db(runtime)) as conn:
+    """Tamper with the trail directly in its database, as an attacker with access would."""
+    with runtime.audit_engine.begin() as conn:
         for statement in statements:
-            conn.execute(statement)
+            conn.execute(sqltext(statement))
 
 
 def verify_both_ways(

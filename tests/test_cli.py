@@ -309,7 +309,12 @@ def test_a_missing_key_file_with_existing_keys_makes_every_command_refuse_to_sta
 
 
 def test_console_script_prints_the_token_as_the_last_stdout_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_STORE_")}
+    # Only the test's own settings (on PostgreSQL, the database URLs) reach the command.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MEMORY_STORE_") or k.endswith("_URL")
+    }
     env["MEMORY_STORE_DATA_DIR"] = str(tmp_path / "var")
     result = subprocess.run(
         [str(CONSOLE_SCRIPT), "tokens", "create", "--role", "assistant"],

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from audit import Checkpoint, load_public_key
 from audit.__main__ import main as offline_verify
 from memory_store.auth import OPERATOR
 from memory_store.cli import main
 from memory_store.config import Settings
+from memory_store.db import make_engine
 from memory_store.runtime import open_runtime
 
 
@@ -27,6 +28,15 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         runtime.auditor.record(OPERATOR, "test.append")
     runtime.close()
     return path
+
+
+def tamper(*statements: str) -> None:
+    """Change the trail directly in its database, as an attacker with access would."""
+    engine = make_engine(Settings().resolved_audit_database_url())
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
 
 
 def test_export_then_offline_verify_is_intact(
@@ -48,8 +58,7 @@ def test_verify_says_intact_then_names_the_tampered_record(
 ) -> None:
     assert main(["audit", "verify"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    with sqlite3.connect(data_dir / "audit.db") as conn:
-        conn.execute("UPDATE audit_records SET action = 'memory.read' WHERE seq = 7")
+    tamper("UPDATE audit_records SET action = 'memory.read' WHERE seq = 7")
     assert main(["audit", "verify"]) == 1
     captured = capsys.readouterr()
     assert json.loads(captured.out)["first_bad_seq"] == 7
@@ -63,12 +72,11 @@ def test_a_kept_checkpoint_catches_a_cut_tail(
     signed = Checkpoint.from_dict(json.loads(capsys.readouterr().out))
     kept = tmp_path / "checkpoint.json"
     kept.write_text(json.dumps(signed.to_dict()))
-    with sqlite3.connect(data_dir / "audit.db") as conn:
-        conn.execute("DELETE FROM audit_records WHERE seq > 15")
-        conn.execute("DELETE FROM audit_checkpoints")
-        conn.execute(
-            "UPDATE audit_head SET seq = 15, hash = (SELECT hash FROM audit_records WHERE seq = 15)"
-        )
+    tamper(
+        "DELETE FROM audit_records WHERE seq > 15",
+        "DELETE FROM audit_checkpoints",
+        "UPDATE audit_head SET seq = 15, hash = (SELECT hash FROM audit_records WHERE seq = 15)",
+    )
     assert main(["audit", "verify", "--checkpoint", str(kept)]) == 1
     err = capsys.readouterr().err
     assert "TAMPERED" in err and ("cut off" in err or "rewritten" in err)

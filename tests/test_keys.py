@@ -101,6 +101,7 @@ def test_each_user_gets_their_own_random_key(runtime: Runtime) -> None:
     assert runtime.keyring.count_by_version() == {1: 2}
 
 
+@pytest.mark.sqlite_only
 def test_the_key_store_holds_only_wrapped_keys(runtime: Runtime, settings: Settings) -> None:
     key = runtime.keyring.key_for_write("alice")
     assert key.secret not in keystore_path(settings).read_bytes()
@@ -325,6 +326,7 @@ def test_a_key_file_deleted_while_serving_answers_503_keys_unavailable(
 # -- crypto-shredding of key-store backups ---------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_a_key_store_backup_from_before_rotation_and_retirement_cannot_be_unwrapped(
     runtime: Runtime, settings: Settings, tmp_path: Path
 ) -> None:
