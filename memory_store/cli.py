@@ -14,6 +14,7 @@ import structlog
 import uvicorn
 
 from audit import Checkpoint
+from memory_store import schema
 from memory_store.app import create_app
 from memory_store.audit_service import export_lines, verify_stored
 from memory_store.auth import OPERATOR
@@ -22,7 +23,7 @@ from memory_store.errors import KeyProviderError, Problem
 from memory_store.logging import configure_logging
 from memory_store.models import Role
 from memory_store.policy import COMPLIANCE
-from memory_store.runtime import Runtime, open_runtime
+from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import USER_ID_PATTERN
 
 
@@ -83,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint", help="sign the end of the trail now and print the checkpoint (JSON)"
     )
     audit_commands.add_parser("public-key", help="print the checkpoint-verifying key (PEM)")
+
+    db = commands.add_parser("db", help="the database schemas (Alembic migrations)")
+    db_commands = db.add_subparsers(dest="action", required=True)
+    db_commands.add_parser("upgrade", help="bring every database to the current schema")
+    db_commands.add_parser("current", help="each database's schema revision, and the head")
 
     retention = commands.add_parser("retention", help="retention of memories")
     retention_commands = retention.add_subparsers(dest="action", required=True)
@@ -204,6 +210,22 @@ def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    engines = open_engines(settings)
+    try:
+        if args.action == "upgrade":
+            schema.upgrade_all(engines)
+        for branch in schema.BRANCHES:
+            print(
+                f"{branch}: at {schema.current(engines[branch], branch) or 'nothing'}, "
+                f"head {schema.head(branch)}"
+            )
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    return 0
+
+
 def _retention(runtime: Runtime, args: argparse.Namespace) -> int:
     if args.action == "sweep":
         purged = runtime.sweeper.sweep()
@@ -219,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings, args)
+        if args.command == "db":
+            return _db(settings, args)
         runtime = open_runtime(settings)
         try:
             handler = {
@@ -230,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(runtime, args)
         finally:
             runtime.close()
-    except KeyProviderError as exc:
+    except (KeyProviderError, schema.SchemaOutOfDate) as exc:
         print(f"memory-store: refusing to start: {exc}", file=sys.stderr)
         return 1
     except Problem as exc:

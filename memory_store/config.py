@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    migrate_on_start: bool = Field(
+        default=True, description="Run the database migrations when the service starts."
+    )
     retention_sweep_seconds: float = Field(
         default=300, ge=0, description="How often the server purges expired memories; 0: never."
     )

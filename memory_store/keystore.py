@@ -46,10 +46,6 @@ data_keys = Table(
 )
 
 
-def create_keystore_schema(engine: Engine) -> None:
-    keystore_metadata.create_all(engine)
-
-
 def wrapped_key_counts(engine: Engine) -> dict[int, int]:
     """How many data keys each KEK version wraps."""
     with engine.connect() as conn:

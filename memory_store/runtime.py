@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select, text
-from sqlmodel import SQLModel
 
 from audit import SigningKey
-from memory_store import models
+from memory_store import schema
 from memory_store.audit_service import AuditService
 from memory_store.audit_store import AuditLog, AuditStore, ensure_head
 from memory_store.auditing import Auditor
@@ -19,20 +18,12 @@ from memory_store.consents import ConsentService
 from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
 from memory_store.errors import KeyProviderError
-from memory_store.keystore import DataKeyring, create_keystore_schema, wrapped_key_counts
+from memory_store.keystore import DataKeyring, wrapped_key_counts
 from memory_store.policy import Policy
 from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
 from memory_store.retention import RetentionSweeper
 from memory_store.rights import UserRightsService
 from memory_store.service import MemoryService
-
-# The audit trail lives in a database of its own (by default): it survives every forget, and
-# its appends do not queue behind memory writes for SQLite's one write lock.
-AUDIT_TABLES = [
-    models.AuditRow.__table__,  # type: ignore[attr-defined]
-    models.AuditHead.__table__,  # type: ignore[attr-defined]
-    models.AuditCheckpointRow.__table__,  # type: ignore[attr-defined]
-]
 
 
 @dataclass
@@ -70,7 +61,9 @@ class Runtime:
 
 def _open_signing_key(settings: Settings, audit_engine: Engine) -> SigningKey:
     with audit_engine.connect() as conn:
-        has_records = bool(conn.execute(select(func.count()).select_from(AUDIT_TABLES[0])).scalar())
+        has_records = bool(
+            conn.execute(select(func.count()).select_from(schema.AUDIT_TABLES[0])).scalar()
+        )
     path = settings.resolved_audit_key_file()
     try:
         return SigningKey.load_or_create(path, create=not has_records)
@@ -78,25 +71,36 @@ def _open_signing_key(settings: Settings, audit_engine: Engine) -> SigningKey:
         raise KeyProviderError(f"audit signing key: {exc}") from None
 
 
+def open_engines(settings: Settings) -> dict[str, Engine]:
+    """The three databases, by migration branch: memories, key store, audit trail."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    synchronous = settings.sqlite_synchronous
+    return {
+        "memory": make_engine(settings.resolved_database_url(), synchronous=synchronous),
+        "keystore": make_engine(settings.resolved_keystore_url(), synchronous=synchronous),
+        # Appends lock the chain's head first thing: BEGIN IMMEDIATE on SQLite.
+        "audit": make_engine(
+            settings.resolved_audit_database_url(), synchronous=synchronous, immediate=True
+        ),
+    }
+
+
 def open_runtime(settings: Settings) -> Runtime:
     """Open (and on first run create) the databases, the key file and the signing key.
+    Alembic brings the databases to the current schema first (unless
+    MEMORY_STORE_MIGRATE_ON_START=false, when they must already be there).
 
     A key file is created only when the key store holds no keys yet, and a signing key only
     when the audit trail is empty: otherwise a missing one raises KeyProviderError, because a
     new key would leave stored memories unreadable, or the trail's signatures unverifiable.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    synchronous = settings.sqlite_synchronous
-    engine = make_engine(settings.resolved_database_url(), synchronous=synchronous)
-    keystore_engine = make_engine(settings.resolved_keystore_url(), synchronous=synchronous)
-    audit_engine = make_engine(
-        settings.resolved_audit_database_url(), synchronous=synchronous, immediate=True
-    )
-    memory_tables = [t for t in SQLModel.metadata.sorted_tables if t not in AUDIT_TABLES]
-    SQLModel.metadata.create_all(engine, tables=memory_tables)
-    SQLModel.metadata.create_all(audit_engine, tables=AUDIT_TABLES)
+    engines = open_engines(settings)
+    engine, keystore_engine, audit_engine = engines["memory"], engines["keystore"], engines["audit"]
+    if settings.migrate_on_start:
+        schema.upgrade_all(engines)
+    else:
+        schema.check_current(engines)
     ensure_head(audit_engine)
-    create_keystore_schema(keystore_engine)
     provider = LocalKeyFileProvider(
         settings.resolved_key_file(), create=not wrapped_key_counts(keystore_engine)
     )

@@ -1,0 +1,70 @@
+"""Alembic owns the schema: an empty database goes from the first revision to head, and the
+result is exactly what the models describe. Runs on SQLite and, under make test, PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from memory_store import schema
+from memory_store.cli import main
+from memory_store.config import Settings
+from memory_store.runtime import open_engines, open_runtime
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "var", retention_sweep_seconds=0, migrate_on_start=False)
+
+
+@pytest.mark.parametrize("branch", schema.BRANCHES)
+def test_an_empty_database_upgrades_from_the_first_revision_to_head(
+    settings: Settings, branch: str
+) -> None:
+    engine = open_engines(settings)[branch]
+    try:
+        assert schema.current(engine, branch) is None
+        schema.upgrade(engine, branch, schema.first(branch))
+        assert schema.current(engine, branch) == schema.first(branch)
+        assert set(inspect(engine).get_table_names()) >= set(schema.target_metadata(branch).tables)
+        schema.upgrade(engine, branch)
+        assert schema.current(engine, branch) == schema.head(branch)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"version_table": f"alembic_version_{branch}", "compare_type": True}
+            )
+            differences = compare_metadata(context, schema.target_metadata(branch))
+        assert differences == [], differences  # the migrations build what the models say
+    finally:
+        engine.dispose()
+
+
+def test_a_start_without_migrations_refuses_an_old_schema_and_db_upgrade_fixes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(schema.SchemaOutOfDate, match="memory-store db upgrade"):
+        open_runtime(settings)
+    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MEMORY_STORE_MIGRATE_ON_START", "false")
+    assert main(["tokens", "list"]) == 1
+    assert "refusing to start" in capsys.readouterr().err
+    assert main(["db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    for branch in schema.BRANCHES:
+        assert f"{branch}: at {schema.head(branch)}, head {schema.head(branch)}" in out
+    open_runtime(settings).close()  # now it starts
+
+
+def test_upgrading_twice_changes_nothing(settings: Settings) -> None:
+    engines = open_engines(settings)
+    try:
+        schema.upgrade_all(engines)
+        schema.upgrade_all(engines)
+        assert all(schema.current(engines[b], b) == schema.head(b) for b in schema.BRANCHES)
+    finally:
+        for engine in engines.values():
+            engine.dispose()
