@@ -222,12 +222,12 @@ class AuditLog:
         signed = self._signing_key.sign(
             seq=seq, hash=chain_hash, at=format_time(self._last_checkpoint_at)
         )
+        self._last_checkpoint_seq = seq
         try:
             with self._engine.begin() as conn:
                 conn.execute(insert(_checkpoints).values(**signed.to_dict()))
         except IntegrityError:
-            pass  # another process signed this very point already
-        self._last_checkpoint_seq = seq
+            return signed  # another process signed this very point already
         _log.info("audit_checkpoint", seq=seq)
         return signed
 
