@@ -1,0 +1,146 @@
+"""Every API route x every kind of caller, against one expected table.
+
+The routes come from the app itself (its OpenAPI document, which FastAPI builds from the route
+table), so a new route without a row in EXPECTED fails here until someone decides who may call
+it. Callers: no token, the assistant, the user who owns the data ("owner", alice), another user
+("other", bob, naming alice's data), compliance, admin. Each case runs on fresh state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from memory_store.app import create_app
+from memory_store.config import Settings
+from memory_store.models import Role
+from memory_store.runtime import open_runtime
+from tests.conftest import PURPOSE, bearer, issue_token, write_memory
+
+CALLERS = ("anonymous", "assistant", "owner", "other", "compliance", "admin")
+
+# Who gets what. 2xx as the route's success status; 401 without a token; 403 for a role the
+# policy never lets do this; 404 for a user naming someone else's data (existence must not leak).
+ASSISTANT_ONLY = {
+    "anonymous": 401,
+    "assistant": 200,
+    "owner": 403,
+    "other": 404,
+    "compliance": 403,
+    "admin": 403,
+}
+USER_SELF = {
+    "anonymous": 401,
+    "assistant": 403,
+    "owner": 200,
+    "other": 200,
+    "compliance": 403,
+    "admin": 403,
+}
+USER_ITEM = {**USER_SELF, "other": 404}  # names alice's memory: bob may not see it exists
+COMPLIANCE_ONLY = {
+    "anonymous": 401,
+    "assistant": 403,
+    "owner": 403,
+    "other": 403,
+    "compliance": 200,
+    "admin": 403,
+}
+OPEN = dict.fromkeys(CALLERS, 200)
+
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("POST", "/v1/users/{user_id}/memories"): {**ASSISTANT_ONLY, "assistant": 201},
+    ("GET", "/v1/users/{user_id}/memories"): ASSISTANT_ONLY,
+    ("GET", "/v1/users/{user_id}/memories/{memory_id}"): ASSISTANT_ONLY,
+    ("GET", "/v1/me"): USER_SELF,
+    ("DELETE", "/v1/me"): USER_SELF,
+    ("GET", "/v1/me/memories"): USER_SELF,
+    ("DELETE", "/v1/me/memories"): USER_SELF,
+    ("GET", "/v1/me/memories/{memory_id}"): USER_ITEM,
+    ("PATCH", "/v1/me/memories/{memory_id}"): USER_ITEM,
+    ("DELETE", "/v1/me/memories/{memory_id}"): {**USER_ITEM, "owner": 204},
+    ("GET", "/v1/me/memories/{memory_id}/history"): USER_ITEM,
+    ("GET", "/v1/me/export"): USER_SELF,
+    ("GET", "/v1/me/access-log"): USER_SELF,
+    ("GET", "/v1/me/consents"): USER_SELF,
+    ("PUT", "/v1/me/consents/{purpose}/{category}"): USER_SELF,
+    ("GET", "/v1/me/consents/history"): USER_SELF,
+    ("GET", "/v1/me/settings"): USER_SELF,
+    ("PATCH", "/v1/me/settings"): USER_SELF,
+    ("GET", "/v1/audit/events"): COMPLIANCE_ONLY,
+    ("GET", "/v1/audit/verify"): COMPLIANCE_ONLY,
+    ("GET", "/v1/audit/checkpoints"): COMPLIANCE_ONLY,
+    ("GET", "/v1/audit/public-key"): COMPLIANCE_ONLY,
+    ("GET", "/v1/audit/export"): COMPLIANCE_ONLY,
+}
+
+# A valid request for each route: query parameters and body. Path parameters are filled in
+# with alice, her memory, and a purpose and category from the catalogue.
+REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/users/{user_id}/memories"): {
+        "params": {"purpose": PURPOSE},
+        "json": {"content": "likes figs", "category": "preferences"},
+    },
+    ("GET", "/v1/users/{user_id}/memories"): {"params": {"purpose": PURPOSE}},
+    ("GET", "/v1/users/{user_id}/memories/{memory_id}"): {"params": {"purpose": PURPOSE}},
+    ("DELETE", "/v1/me/memories"): {"params": {"category": "preferences"}},
+    ("PATCH", "/v1/me/memories/{memory_id}"): {"json": {"content": "likes dates"}},
+    ("PUT", "/v1/me/consents/{purpose}/{category}"): {"json": {"granted": False}},
+    ("PATCH", "/v1/me/settings"): {"json": {"memory_enabled": False}},
+}
+
+
+def app_routes() -> list[tuple[str, str]]:
+    settings = Settings(retention_sweep_seconds=0)
+    document = create_app(settings, runtime=_NoRuntime()).openapi()  # type: ignore[arg-type]
+    return sorted(
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    )
+
+
+class _NoRuntime:
+    """Building the OpenAPI document needs the routes only, not the databases."""
+
+    settings = None
+
+
+def test_every_route_has_a_row_in_the_expected_table() -> None:
+    routes = set(app_routes())
+    assert routes - set(EXPECTED) == set(), "new routes need a row in EXPECTED"
+    assert set(EXPECTED) - routes == set(), "EXPECTED names routes that no longer exist"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", sorted(EXPECTED), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_answers_each_caller_as_expected(
+    route: tuple[str, str], caller: str, tmp_path: Any
+) -> None:
+    settings = Settings(data_dir=tmp_path / "var", retention_sweep_seconds=0)
+    runtime = open_runtime(settings)
+    tokens = {
+        "assistant": issue_token(runtime, Role.assistant),
+        "owner": issue_token(runtime, Role.user, "alice"),
+        "other": issue_token(runtime, Role.user, "bob"),
+        "compliance": issue_token(runtime, Role.compliance),
+        "admin": issue_token(runtime, Role.admin),
+    }
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            memory = write_memory(client, tokens["assistant"], user_id="alice")
+            method, template = route
+            path = template.format(
+                user_id="alice", memory_id=memory["id"], purpose=PURPOSE, category="work"
+            )
+            headers = bearer(tokens[caller]) if caller in tokens else {}
+            response = client.request(method, path, headers=headers, **REQUESTS.get(route, {}))
+            assert response.status_code == EXPECTED[route][caller], response.text
+            if response.status_code >= 400:
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert "likes figs" not in response.text
+                assert "window seats" not in response.text
+    finally:
+        runtime.close()
