@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -57,6 +58,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(consents.router)
     app.include_router(audit.router)
     mount_ui(app)
+    if settings.cors_origins:  # none unless configured: the web page is same-origin
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Consent-Channel"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID"],
+        )
     app.add_middleware(UISecurityHeadersMiddleware, prefix=UI_PREFIX)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

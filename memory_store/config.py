@@ -50,6 +50,29 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests per minute per user, compliance or admin token, and per client "
+        "address without a valid token, per process; 0 turns the limit off.",
+    )
+    assistant_rate_limit_per_minute: int = Field(
+        default=60_000,
+        ge=0,
+        description="Requests per minute per assistant token (it serves many users), per "
+        "process; 0 turns the limit off.",
+    )
+    rate_limit_burst_seconds: float = Field(
+        default=10, gt=0, description="How many seconds' worth of requests may come at once."
+    )
+    max_memories_per_user: int = Field(
+        default=10_000, ge=1, description="Memories one user may have at once."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser; "
+        "none by default (the web page is same-origin).",
+    )
     migrate_on_start: bool = Field(
         default=True, description="Run the database migrations when the service starts."
     )

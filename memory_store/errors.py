@@ -20,6 +20,7 @@ class Problem(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extensions = extensions
+        self.headers: dict[str, str] = {}
 
     @property
     def type_uri(self) -> str:
@@ -93,6 +94,22 @@ class PreconditionFailed(Problem):
     status = 412
     type_slug = "version-mismatch"
     title = "The memory has changed since you read it"
+
+
+class RateLimited(Problem):
+    status = 429
+    type_slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class QuotaExceeded(Problem):
+    status = 409
+    type_slug = "quota-exceeded"
+    title = "The user's memory quota is full"
 
 
 class NotFound(Problem):

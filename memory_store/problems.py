@@ -38,7 +38,9 @@ def problem_body(problem: Problem, request_id: str) -> bytes:
 
 def problem_response(problem: Problem, request: Request) -> Response:
     request_id = getattr(request.state, "request_id", "")
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers = dict(problem.headers)
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return Response(
         problem_body(problem, request_id),
         status_code=problem.status,

@@ -40,6 +40,15 @@ class MemoryRepository:
             db.add(memory)
             db.commit()
 
+    def count(self, user_id: str) -> int:
+        """How many memories the user has (expired ones not yet swept included)."""
+        with self._engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(Memory).where(col(Memory.user_id) == user_id)
+                ).scalar_one()
+            )
+
     def get(self, user_id: str, memory_id: str) -> Memory | None:
         """One memory of `user_id`, expired or not (the policy decides), or None."""
         with session(self._engine) as db:

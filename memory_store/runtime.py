@@ -19,6 +19,7 @@ from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
 from memory_store.errors import KeyProviderError
 from memory_store.keystore import DataKeyring, wrapped_key_counts
+from memory_store.limits import Limits, RateLimiter
 from memory_store.policy import Policy
 from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
 from memory_store.retention import RetentionSweeper
@@ -44,6 +45,7 @@ class Runtime:
     tokens: TokenService
     audit: AuditService
     rights: UserRightsService
+    limits: Limits
 
     def ready(self) -> None:
         """Raise unless the databases answer and the key file is usable."""
@@ -120,7 +122,13 @@ def open_runtime(settings: Settings) -> Runtime:
     consent_repository = ConsentRepository(engine)
     token_repository = TokenRepository(engine)
     memories = MemoryService(
-        memory_repository, consent_repository, keyring, policy, catalogue, auditor
+        memory_repository,
+        consent_repository,
+        keyring,
+        policy,
+        catalogue,
+        auditor,
+        max_memories_per_user=settings.max_memories_per_user,
     )
     consents = ConsentService(consent_repository, policy, catalogue, auditor)
     audit = AuditService(AuditStore(audit_engine), audit_log, policy, auditor, token_repository)
@@ -142,5 +150,15 @@ def open_runtime(settings: Settings) -> Runtime:
         audit=audit,
         rights=UserRightsService(
             engine, keystore_engine, memories, consents, audit, keyring, policy, auditor
+        ),
+        limits=Limits(
+            assistant=RateLimiter(
+                per_minute=settings.assistant_rate_limit_per_minute,
+                burst_seconds=settings.rate_limit_burst_seconds,
+            ),
+            others=RateLimiter(
+                per_minute=settings.rate_limit_per_minute,
+                burst_seconds=settings.rate_limit_burst_seconds,
+            ),
         ),
     )

@@ -28,6 +28,7 @@ from memory_store.errors import (
     NotFound,
     PreconditionFailed,
     Problem,
+    QuotaExceeded,
 )
 from memory_store.keystore import DataKeyring
 from memory_store.models import Memory, MemoryVersion
@@ -91,7 +92,10 @@ class MemoryService:
         policy: Policy,
         catalogue: Catalogue,
         auditor: Auditor,
+        *,
+        max_memories_per_user: int = 10_000,
     ) -> None:
+        self._max_memories = max_memories_per_user
         self._memories = memories
         self._consents = consents
         self._keyring = keyring
@@ -163,6 +167,12 @@ class MemoryService:
                 f"expires_at is later than the retention limit of category '{category.name}' "
                 f"({category.retention.days} days)",
                 latest_allowed=limit.isoformat(),
+            )
+        if self._memories.count(user_id) >= self._max_memories:
+            raise QuotaExceeded(
+                f"This user already has {self._max_memories} memories, the most allowed; "
+                "older ones must be forgotten first",
+                limit=self._max_memories,
             )
         try:
             key = self._keyring.key_for_write(user_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from memory_store.auth import Principal
 from memory_store.errors import Unauthenticated
+from memory_store.models import Role
 from memory_store.runtime import Runtime
 from memory_store.schemas import USER_ID_PATTERN
 from memory_store.service import ListQuery
@@ -46,10 +47,15 @@ def get_principal(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     try:
-        return runtime.tokens.authenticate(request.headers.get("authorization"))
+        principal = runtime.tokens.authenticate(request.headers.get("authorization"))
     except Unauthenticated as problem:
+        # Limit guessing per client address first, so a flood of bad tokens cannot flood
+        # the audit trail with its refusals either.
+        runtime.limits.check_address(request.client.host if request.client else "-")
         runtime.auditor.denied(None, "auth", problem)
         raise
+    runtime.limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
+    return principal
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
