@@ -33,3 +33,21 @@ def print_table(title: str, rows: list[Row]) -> None:
     print(f"{'measure':<{width}}  {'value':>12}  unit   note")
     for row in rows:
         print(f"{row.name:<{width}}  {row.value:>12.2f}  {row.unit:<5}  {row.note}")
+
+
+def per_second(operation: Callable[[], object], *, seconds: float, min_calls: int = 3) -> float:
+    """How many calls of `operation` one caller completes per second, timed over at least
+    `seconds` and `min_calls` calls (so that fast and slow operations are timed alike)."""
+    calls = 0
+    started = time.perf_counter()
+    while True:
+        operation()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and calls >= min_calls:
+            return calls / elapsed
+
+
+def target(met: bool, goal: str) -> str:
+    """The note of a row that has a target: whether this run met it."""
+    return f"target {goal}: {'met' if met else 'MISSED'}"

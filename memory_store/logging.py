@@ -84,7 +84,7 @@ def configure_logging(
     # pycasbin logs the whole policy at start and every refused request (with its attributes).
     logging.getLogger("casbin").setLevel(logging.ERROR)
     # httpx logs whole URLs at info, query strings (search text) included.
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Uvicorn's access log prints raw query strings (search text); ours logs the route only.
     logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,462 @@
+"""The service in-process, one caller at a time, beside a storage floor and a peer.
+
+1. Hot paths: write (one memory: policy, key, AES-GCM, audit record, insert), get, list 20,
+   and keyword search over a user's 1,000 memories. Each beside the sqlite3 floor (floor.py:
+   one row per committed transaction, same durability) and LangGraph's SqliteStore
+   (peer.py: plaintext, no policy, no audit), on the same data, interleaved run by run; each
+   ratio is the median of the per-run ratios. Target: memory-store / peer >= 1.0.
+2. Forget everything for a user holding 10,000 memories (key destroyed, rows deleted with
+   secure_delete, both WALs truncated). Target <= 100 ms.
+3. List latency with 1,000,000 memories stored (10,000 users) against 10,000 stored: the
+   measured user's 200 rows are real writes, scattered among the filler rows (bulk-inserted
+   with sqlite3; their ciphertexts are never read). Target ratio <= 1.5.
+4. `audit verify` of a 1,000,000-record trail (sealed with audit.seal, bulk-inserted, signed
+   checkpoints every 1,000 records), through the compliance API's path.
+
+--quick shrinks the sizes (the row names say which were used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from audit import AuditRecord, seal
+from benchmarks import peer
+from benchmarks.common import Row, per_second, target
+from benchmarks.floor import SqliteFloor
+from memory_store.audit_store import format_time
+from memory_store.auth import Principal
+from memory_store.config import Settings
+from memory_store.models import Role
+from memory_store.runtime import Runtime, open_runtime
+from memory_store.schemas import MemoryCreate
+from memory_store.service import ListQuery
+
+ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
+AUDITOR = Principal(token_id="bench-audit", name="auditor", role=Role.compliance, user_id=None)
+PURPOSE = "personalization"
+CATEGORIES = ("preferences", "profile", "work", "relationships", "interests", "location")
+KEYWORD = "kiwi"  # in one memory in a hundred: a search scans all of them, finds a few
+# Filler rows are never decrypted: any bytes of a real ciphertext's length will do.
+FILLER_CIPHERTEXT = b"\x01" + bytes(range(95))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seconds: float  # per measurement
+    runs: int
+    search_memories: int
+    forget_memories: int
+    forget_runs: int
+    scale_small: int
+    scale_large: int
+    scale_user_memories: int
+    trail_records: int
+    verify_runs: int
+
+
+FULL = Sizes(1.0, 5, 1000, 10_000, 5, 10_000, 1_000_000, 200, 1_000_000, 3)
+QUICK = Sizes(0.3, 3, 1000, 10_000, 3, 10_000, 100_000, 100, 20_000, 3)
+
+
+def _db_time(moment: datetime) -> str:
+    """A timestamp as the service's UTCDateTime stores it in SQLite."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _write(runtime: Runtime, user_id: str, content: str, category: str) -> str:
+    body = MemoryCreate(content=content, category=category)
+    return runtime.memories.write(ASSISTANT, user_id, PURPOSE, body).id
+
+
+def _write_many(runtime: Runtime, user_id: str, contents: list[tuple[str, str]]) -> list[str]:
+    """Real writes (set-up, not timed), eight at a time so that the audit group-commits."""
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda item: _write(runtime, user_id, *item), contents))
+
+
+def _open(directory: Path) -> Runtime:
+    return open_runtime(Settings(data_dir=directory, retention_sweep_seconds=0))
+
+
+# -- 1. hot paths, beside the floor and the peer ------------------------------------------------
+
+
+def _hot_paths(tmp: Path, sizes: Sizes) -> list[Row]:
+    runtime = _open(tmp / "service")
+    floor = SqliteFloor(tmp / "floor.db")
+    lang = peer.LangGraphPeer(tmp / "peer.db") if peer.available() else None
+    try:
+        contents = [
+            (
+                f"fact {i}: " + (f"loves {KEYWORD} sorbet" if i % 100 == 7 else "likes tea"),
+                CATEGORIES[i % len(CATEGORIES)],
+            )
+            for i in range(sizes.search_memories)
+        ]
+        ids = _write_many(runtime, "alice", contents)
+        now = datetime.now(UTC)
+        floor.load(
+            (memory_id, "alice", category, FILLER_CIPHERTEXT, _db_time(now))
+            for memory_id, (_, category) in zip(ids, contents, strict=True)
+        )
+        if lang is not None:
+            lang.load(
+                "alice",
+                (
+                    (memory_id, {"content": content, "category": category, "source": None})
+                    for memory_id, (content, category) in zip(ids, contents, strict=True)
+                ),
+            )
+        counter = itertools.count()
+        page = ListQuery(limit=20)
+        search = ListQuery(q=KEYWORD, limit=20)
+
+        def next_id() -> str:
+            return ids[next(counter) % len(ids)]
+
+        def service_write() -> object:
+            n = next(counter)
+            return _write(runtime, "bob", f"bench write {n}: prefers aisle seats", CATEGORIES[0])
+
+        def floor_write() -> None:
+            n = next(counter)
+            memory_id = "mem_" + secrets.token_urlsafe(16)
+            row = (memory_id, "bob", f"c{n % 6}", FILLER_CIPHERTEXT, _db_time(datetime.now(UTC)))
+            floor.insert(row)
+
+        operations: dict[tuple[str, str], Callable[[], object]] = {
+            ("write", "memory-store"): service_write,
+            ("write", "sqlite3 floor"): floor_write,
+            ("get", "memory-store"): lambda: runtime.memories.get_for_purpose(
+                ASSISTANT, "alice", next_id(), PURPOSE
+            ),
+            ("get", "sqlite3 floor"): lambda: floor.get("alice", next_id()),
+            ("list 20", "memory-store"): lambda: runtime.memories.list_for_purpose(
+                ASSISTANT, "alice", PURPOSE, page
+            ),
+            ("list 20", "sqlite3 floor"): lambda: floor.page("alice", 20),
+            ("search", "memory-store"): lambda: runtime.memories.list_for_purpose(
+                ASSISTANT, "alice", PURPOSE, search
+            ),
+        }
+        if lang is not None:
+
+            def peer_write() -> None:
+                n = next(counter)
+                value = {"content": f"bench write {n}: prefers aisle seats", "category": "c"}
+                lang.put("bob", "mem_" + secrets.token_urlsafe(16), value)
+
+            operations[("write", "LangGraph")] = peer_write
+            operations[("get", "LangGraph")] = lambda: lang.get("alice", next_id())
+            operations[("list 20", "LangGraph")] = lambda: lang.list("alice", 20)
+
+        found = operations[("search", "memory-store")]()
+        assert len(found.items) == sizes.search_memories // 100  # type: ignore[attr-defined]
+        rates: dict[tuple[str, str], list[float]] = {name: [] for name in operations}
+        names = list(operations)
+        for run in range(sizes.runs):  # interleaved, and the order rotates run by run
+            shift = run * 3 % len(names)
+            for name in names[shift:] + names[:shift]:
+                rates[name].append(per_second(operations[name], seconds=sizes.seconds))
+    finally:
+        runtime.close()
+        floor.close()
+        if lang is not None:
+            lang.close()
+
+    rows: list[Row] = []
+    labels = {
+        "write": "write (policy, key, AES-GCM, audit, insert)",
+        "get": "get one",
+        "list 20": "list 20 by user",
+    }
+    for op, label in labels.items():
+        rows.append(
+            Row(f"{label}: memory-store", statistics.median(rates[(op, "memory-store")]), "/s")
+        )
+        if lang is not None:
+            rows.append(
+                Row(
+                    f"{label}: LangGraph SqliteStore",
+                    statistics.median(rates[(op, "LangGraph")]),
+                    "/s",
+                )
+            )
+        rows.append(
+            Row(f"{label}: sqlite3 floor", statistics.median(rates[(op, "sqlite3 floor")]), "/s")
+        )
+    rows.append(
+        Row(
+            f"keyword search q=, {sizes.search_memories:,} memories, "
+            f"{sizes.search_memories // 100} hits: memory-store",
+            statistics.median(rates[("search", "memory-store")]),
+            "/s",
+            "peer: none (SqliteStore ignores `query` without an embedding index)",
+        )
+    )
+    for op in labels:
+        service = rates[(op, "memory-store")]
+        if lang is not None:
+            ratio = _ratio(service, rates[(op, "LangGraph")])
+            rows.append(
+                Row(
+                    f"ratio {op}: memory-store / LangGraph",
+                    ratio,
+                    "x",
+                    target(ratio >= 1.0, ">= 1.0"),
+                )
+            )
+        rows.append(
+            Row(
+                f"ratio {op}: memory-store / sqlite3 floor",
+                _ratio(service, rates[(op, "sqlite3 floor")]),
+                "x",
+            )
+        )
+    if lang is None:
+        rows.append(Row("LangGraph peer: SKIPPED (pip install -e '.[bench]')", 0, "-"))
+    return rows
+
+
+def _ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of the per-run ratios (each pair measured side by side)."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+# -- bulk set-up straight into SQLite -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection for bulk set-up (the service's own writes stay synchronous=FULL)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: a million rows' indexes fit
+        yield conn
+    finally:
+        conn.close()
+
+
+_INSERT_MEMORY = (
+    "INSERT INTO memories (id, user_id, category, key_id, ciphertext, version, created_at, "
+    "updated_at, expires_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
+)
+
+
+def _filler(user_ids: Iterator[str], count: int, start: datetime) -> Iterator[tuple[object, ...]]:
+    """`count` memory rows of other users, created over the year before `start`."""
+    expires = _db_time(start + timedelta(days=700))
+    for n in range(count):
+        created = _db_time(start - timedelta(seconds=(count - n) * 31_536_000 / count))
+        yield (
+            "mem_" + secrets.token_urlsafe(16),
+            next(user_ids),
+            CATEGORIES[n % len(CATEGORIES)],
+            "0123456789abcdef",
+            FILLER_CIPHERTEXT,
+            created,
+            created,
+            expires,
+        )
+
+
+# -- 2. forget everything -------------------------------------------------------------------------
+
+
+def _forget(tmp: Path, sizes: Sizes) -> list[Row]:
+    runtime = _open(tmp / "forget")
+    database = tmp / "forget" / "memory.db"
+    times, erased = [], set()
+    try:
+        # Others' memories around the one forgotten (they stay).
+        _write(runtime, "someone-else", "likes tea", CATEGORIES[0])
+        with _sqlite(database) as conn:
+            others = (f"other-{n % 1000}" for n in itertools.count())
+            conn.execute("BEGIN")
+            conn.executemany(_INSERT_MEMORY, _filler(others, 50_000, datetime.now(UTC)))
+            conn.execute("COMMIT")
+        for run in range(sizes.forget_runs):
+            user_id = f"erin-{run}"
+            _write(runtime, user_id, "likes tea", CATEGORIES[0])  # their key, for real
+            with _sqlite(database) as conn:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    _INSERT_MEMORY,
+                    _filler(
+                        itertools.repeat(user_id), sizes.forget_memories - 1, datetime.now(UTC)
+                    ),
+                )
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as after an auto-checkpoint
+            user = Principal(
+                token_id=f"tok-{user_id}", name=user_id, role=Role.user, user_id=user_id
+            )
+            started = time.perf_counter()
+            receipt = runtime.rights.forget(user)
+            times.append((time.perf_counter() - started) * 1000)
+            erased.add(receipt.memories)
+    finally:
+        runtime.close()
+    assert erased == {sizes.forget_memories}, erased
+    ms = statistics.median(times)
+    return [
+        Row(
+            f"forget everything, {sizes.forget_memories:,} memories",
+            ms,
+            "ms",
+            target(ms <= 100, "<= 100 ms"),
+        )
+    ]
+
+
+# -- 3. list at scale -----------------------------------------------------------------------------
+
+
+def _stored(directory: Path, total: int, own: int) -> Runtime:
+    """A runtime holding `total` memories: `own` real writes for "dana", scattered among the
+    filler rows of total/100 other users."""
+    runtime = _open(directory)
+    users = max(1, (total - own) // 100)
+    others = (f"user-{n % users}" for n in itertools.count())
+    chunks = [(total - own) // own + (1 if i < (total - own) % own else 0) for i in range(own)]
+    start = datetime.now(UTC)
+    with _sqlite(directory / "memory.db") as conn:
+        for i, chunk in enumerate(chunks):
+            conn.execute("BEGIN")
+            conn.executemany(_INSERT_MEMORY, _filler(others, chunk, start))
+            conn.execute("COMMIT")
+            _write(runtime, "dana", f"fact {i}: likes tea", CATEGORIES[i % len(CATEGORIES)])
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stored = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    assert stored == total, (stored, total)
+    return runtime
+
+
+def _scale(tmp: Path, sizes: Sizes) -> list[Row]:
+    small, large = sizes.scale_small, sizes.scale_large
+    runtimes = {
+        small: _stored(tmp / "small", small, sizes.scale_user_memories),
+        large: _stored(tmp / "large", large, sizes.scale_user_memories),
+    }
+    page = ListQuery(limit=20)
+    latency: dict[int, list[float]] = {small: [], large: []}
+    try:
+        for _ in range(sizes.runs):
+            for total, runtime in runtimes.items():
+
+                def listing(runtime: Runtime = runtime) -> object:
+                    return runtime.memories.list_for_purpose(ASSISTANT, "dana", PURPOSE, page)
+
+                latency[total].append(1e6 / per_second(listing, seconds=sizes.seconds))
+    finally:
+        for runtime in runtimes.values():
+            runtime.close()
+    ratio = _ratio(latency[large], latency[small])
+    return [
+        Row(f"list 20, {small:,} memories stored", statistics.median(latency[small]), "us"),
+        Row(f"list 20, {large:,} memories stored", statistics.median(latency[large]), "us"),
+        Row(f"list ratio {large:,} / {small:,}", ratio, "x", target(ratio <= 1.5, "<= 1.5")),
+    ]
+
+
+# -- 4. audit verify ------------------------------------------------------------------------------
+
+_INSERT_RECORD = (
+    "INSERT INTO audit_records (at, actor_id, actor_role, request_id, action, outcome, subject, "
+    "memory_ids, target, purpose, reason, result_count, seq, prev, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _build_trail(runtime: Runtime, database: Path, records: int) -> int:
+    """Append `records` sealed records after the current head, and a signed checkpoint every
+    1,000, straight into the audit database. Returns the new head's sequence number."""
+    signing_key = runtime.audit_log.signing_key
+    at = format_time(datetime.now(UTC))
+    with _sqlite(database) as conn:
+        seq, prev = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        for first in range(0, records, 50_000):
+            rows, checkpoints = [], []
+            for n in range(first, min(records, first + 50_000)):
+                record = seal(
+                    AuditRecord(
+                        at=at,
+                        actor_id="tok_0123456789abcdef",
+                        actor_role="assistant",
+                        request_id=f"req_{n:024x}",
+                        action="memory.read",
+                        outcome="allowed",
+                        subject="ps_" + f"{n % 10_000:032x}",
+                        memory_ids=(f"mem_{n:022d}",),
+                        purpose=PURPOSE,
+                        result_count=1,
+                    ),
+                    seq=seq + 1,
+                    prev=prev,
+                )
+                seq, prev = record.seq, record.hash
+                document = record.to_dict()
+                document["memory_ids"] = json.dumps(list(record.memory_ids))
+                rows.append(tuple(document.values()))
+                if seq % 1000 == 0:
+                    checkpoints.append(signing_key.sign(seq=seq, hash=prev, at=at).to_dict())
+            conn.executemany(_INSERT_RECORD, rows)
+            conn.executemany(
+                "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) "
+                "VALUES (:seq, :hash, :at, :key_id, :signature)",
+                checkpoints,
+            )
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(seq)
+
+
+def _verify(tmp: Path, sizes: Sizes) -> list[Row]:
+    runtime = _open(tmp / "trail")
+    try:
+        started = time.perf_counter()
+        head = _build_trail(runtime, tmp / "trail" / "audit.db", sizes.trail_records)
+        built = time.perf_counter() - started
+        seconds = []
+        for _ in range(sizes.verify_runs):
+            started = time.perf_counter()
+            result = runtime.audit.verify(AUDITOR)
+            seconds.append(time.perf_counter() - started)
+            assert result.ok and result.records >= head, result.to_dict()
+    finally:
+        runtime.close()
+    median = statistics.median(seconds)
+    n = sizes.trail_records
+    return [
+        Row(f"audit verify, {n:,} records", median, "s"),
+        Row(f"audit verify, {n:,} records: rate", n / median, "rec/s"),
+        Row(f"(set-up: seal and insert {n:,} records)", built, "s", "not a measure of the service"),
+    ]
+
+
+def run(quick: bool = False) -> list[Row]:
+    sizes = QUICK if quick else FULL
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
+        rows += _hot_paths(Path(tmp), sizes)
+        rows += _forget(Path(tmp), sizes)
+        rows += _scale(Path(tmp), sizes)
+        rows += _verify(Path(tmp), sizes)
+    return rows
