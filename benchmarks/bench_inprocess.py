@@ -261,8 +261,9 @@ _INSERT_MEMORY = (
 def _filler(user_ids: Iterator[str], count: int, start: datetime) -> Iterator[tuple[object, ...]]:
     """`count` memory rows of other users, created over the year before `start`."""
     expires = _db_time(start + timedelta(days=700))
+    moments = [_db_time(start - timedelta(days=365 * (1 - i / 4096))) for i in range(4096)]
     for n in range(count):
-        created = _db_time(start - timedelta(seconds=(count - n) * 31_536_000 / count))
+        created = moments[n * 4096 // count]
         yield (
             "mem_" + secrets.token_urlsafe(16),
             next(user_ids),
@@ -327,20 +328,25 @@ def _forget(tmp: Path, sizes: Sizes) -> list[Row]:
 # -- 3. list at scale -----------------------------------------------------------------------------
 
 
-def _stored(directory: Path, total: int, own: int) -> Runtime:
-    """A runtime holding `total` memories: `own` real writes for "dana", scattered among the
-    filler rows of total/100 other users."""
+def _stored(directory: Path, total: int, own: int, groups: int = 10) -> Runtime:
+    """A runtime holding `total` memories: `own` real writes for "dana", in `groups` runs
+    scattered among the filler rows of total/100 other users."""
     runtime = _open(directory)
     users = max(1, (total - own) // 100)
     others = (f"user-{n % users}" for n in itertools.count())
-    chunks = [(total - own) // own + (1 if i < (total - own) % own else 0) for i in range(own)]
     start = datetime.now(UTC)
     with _sqlite(directory / "memory.db") as conn:
-        for i, chunk in enumerate(chunks):
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        for group in range(groups):
             conn.execute("BEGIN")
-            conn.executemany(_INSERT_MEMORY, _filler(others, chunk, start))
+            conn.executemany(_INSERT_MEMORY, _filler(others, (total - own) // groups, start))
             conn.execute("COMMIT")
-            _write(runtime, "dana", f"fact {i}: likes tea", CATEGORIES[i % len(CATEGORIES)])
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for i in range(group * own // groups, (group + 1) * own // groups):
+                _write(runtime, "dana", f"fact {i}: likes tea", CATEGORIES[i % len(CATEGORIES)])
+        conn.execute("BEGIN")
+        conn.executemany(_INSERT_MEMORY, _filler(others, (total - own) % groups, start))
+        conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         stored = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
     assert stored == total, (stored, total)

@@ -294,3 +294,15 @@ class WhoAmI(BaseModel):
     user_id: str
     role: str
     token_name: str
+
+
+class ContextItem(MemoryPublic):
+    score: float = Field(description="BM25 relevance to the query; 0 without a query.")
+
+
+class ContextResult(BaseModel):
+    """The memories most relevant to a query, best first, within a character budget."""
+
+    items: list[ContextItem]
+    total_chars: int = Field(description="The characters of content handed over.")
+    truncated: bool = Field(description="true when relevant memories did not fit the budget.")

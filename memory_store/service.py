@@ -33,8 +33,11 @@ from memory_store.errors import (
 from memory_store.keystore import DataKeyring
 from memory_store.models import Memory, MemoryVersion
 from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
+from memory_store.ranking import bm25
 from memory_store.repository import ConsentRepository, MemoryRepository, Position
 from memory_store.schemas import (
+    ContextItem,
+    ContextResult,
     MemoryCreate,
     MemoryPage,
     MemoryPublic,
@@ -352,6 +355,50 @@ class MemoryService:
     ) -> MemoryPublic:
         self._catalogue.purpose(purpose)
         return self._get(principal, user_id, memory_id, purpose)
+
+    def context(
+        self,
+        principal: Principal,
+        user_id: str,
+        purpose: str,
+        *,
+        q: str | None,
+        limit: int,
+        max_chars: int,
+    ) -> ContextResult:
+        """The memories most relevant to `q` (BM25 over the memories the purpose may use;
+        the most recent without `q`), best first, as many as fit in `max_chars`. Ranking
+        needs the contents, so they are decrypted to rank; only the chosen ones are answered,
+        after their read is recorded."""
+        self._catalogue.purpose(purpose)
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        self._gate_role(request, "memory.context")
+        request = replace(request, facts=self._consents.facts(user_id))
+        now = utc_now()
+        rows = self._visible(request, self._memories.live(user_id, now=now), now)
+        key = self._read_key(user_id) if rows else None
+        memories = [_reveal(key, row) for row in rows]  # newest first
+        scores = bm25(q, [m.content for m in memories]) if q else [0.0] * len(memories)
+        ranked = sorted(
+            zip(scores, memories, strict=True),
+            key=lambda pair: pair[0],
+            reverse=True,  # stable: equal scores stay newest first
+        )
+        chosen: list[ContextItem] = []
+        used, truncated = 0, False
+        for score, memory in ranked:
+            if q and score <= 0:
+                break
+            if len(chosen) == limit:
+                truncated = True
+                break
+            if used + len(memory.content) > max_chars:
+                truncated = True
+                continue  # a shorter one further down may still fit
+            chosen.append(ContextItem(**memory.model_dump(), score=round(score, 4)))
+            used += len(memory.content)
+        self._record_read(request, "memory.context", key, [item.id for item in chosen])
+        return ContextResult(items=chosen, total_chars=used, truncated=truncated)
 
     def list_own(self, principal: Principal, query: ListQuery) -> MemoryPage:
         return self._list(principal, principal.user_id or "", SELF_SERVICE, query)

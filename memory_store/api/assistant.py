@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from memory_store.api.deps import (
     ListQueryDep,
@@ -13,7 +15,7 @@ from memory_store.api.deps import (
     UserIdPath,
     problem_responses,
 )
-from memory_store.schemas import MemoryCreate, MemoryPage, MemoryPublic
+from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
 
@@ -59,3 +61,25 @@ def get_memory(
 ) -> MemoryPublic:
     """One memory, if `purpose` may use its category."""
     return runtime.memories.get_for_purpose(principal, user_id, memory_id, purpose)
+
+
+context_router = APIRouter(prefix="/v1/users/{user_id}/context", tags=["assistant"])
+
+
+@context_router.get("", responses=problem_responses(401, 403, 404, 410, 422))
+def get_context(
+    user_id: UserIdPath,
+    purpose: PurposeQuery,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="What the turn is about.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    max_chars: Annotated[int, Query(ge=1, le=20_000)] = 2000,
+) -> ContextResult:
+    """The memories most relevant to `q`, best first, within `max_chars` characters: what an
+    assistant puts in front of the model for one turn. Audited like any read."""
+    return runtime.memories.context(
+        principal, user_id, purpose, q=q, limit=limit, max_chars=max_chars
+    )
