@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
-from benchmarks import bench_audit, bench_policy
+from benchmarks import bench_audit, bench_http, bench_inprocess, bench_policy
 from benchmarks.common import print_table
 from memory_store.logging import configure_logging
 
-BENCHMARKS = {"policy": bench_policy, "audit": bench_audit}
+BENCHMARKS = {
+    "policy": bench_policy,
+    "audit": bench_audit,
+    "inprocess": bench_inprocess,
+    "http": bench_http,
+}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -21,11 +38,14 @@ def main() -> None:
     configure_logging("console", "warning")  # the table is the output; keep the logs quiet
     print(f"memory-store benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
-        f"machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}"
+        f"machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
     )
     for name in args.names or list(BENCHMARKS):
-        print_table(name, BENCHMARKS[name].run(quick=args.quick))
+        started = time.perf_counter()
+        rows = BENCHMARKS[name].run(quick=args.quick)
+        print_table(f"{name} ({time.perf_counter() - started:.0f} s)", rows)
 
 
 if __name__ == "__main__":

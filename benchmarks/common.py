@@ -32,7 +32,8 @@ def print_table(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
     print(f"{'measure':<{width}}  {'value':>12}  unit   note")
     for row in rows:
-        print(f"{row.name:<{width}}  {row.value:>12.2f}  {row.unit:<5}  {row.note}")
+        digits = 4 if 0 < abs(row.value) < 0.1 else 2  # small ratios keep their digits
+        print(f"{row.name:<{width}}  {row.value:>12.{digits}f}  {row.unit:<5}  {row.note}")
 
 
 def per_second(operation: Callable[[], object], *, seconds: float, min_calls: int = 3) -> float:

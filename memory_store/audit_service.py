@@ -26,7 +26,14 @@ from memory_store.repository import TokenRepository
 from memory_store.schemas import AccessLogEntry
 
 # What a user's access log shows: every attempt to read their memories.
-READ_ACTIONS = ("memory.read", "memory.list", "memory.search", "memory.export", "memory.context")
+READ_ACTIONS = (
+    "memory.read",
+    "memory.list",
+    "memory.search",
+    "memory.history",
+    "memory.export",
+    "memory.context",
+)
 
 
 @dataclass(frozen=True)

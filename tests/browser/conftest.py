@@ -27,6 +27,7 @@ from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
+from tests.postgres import Cluster
 
 INSTALL_HINT = (
     "browser tests need selenium (pip install -e '.[dev]') and Chromium with its driver "
@@ -90,10 +91,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real app under uvicorn, in a background thread, with its own data dir."""
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster | None
+) -> Iterator[LiveServer]:
+    """The real app under uvicorn, in a background thread, with its own data dir (and, on
+    the PostgreSQL run, its own schemas)."""
     data_dir = tmp_path_factory.mktemp("browser") / "var"
-    settings = Settings(data_dir=data_dir, log_format="json", retention_sweep_seconds=0)
+    urls = pg_cluster.fresh_urls() if pg_cluster is not None else {}
+    settings = Settings(
+        data_dir=data_dir,
+        log_format="json",
+        retention_sweep_seconds=0,
+        database_url=urls.get("database"),
+        keystore_url=urls.get("keystore"),
+        audit_database_url=urls.get("audit"),
+    )
     runtime = open_runtime(settings)
     app = create_app(settings, runtime)
     port = _free_port()

@@ -1,0 +1,435 @@
+"""Property-based fuzzing of the running API from its own OpenAPI document (schemathesis).
+
+A real server (uvicorn, as `memory-store serve` runs it) is started as a subprocess, with rate
+limits off so that they cannot mask a bug. For every role's token (assistant, user,
+compliance, admin) and for no token at all, every operation in the document is sent
+generated requests, valid ones (positive) and invalid ones (negative). Every response must:
+
+- not be a 5xx (invariant 5: bad input is a 4xx problem, a 500 is a bug);
+- have a documented status code, a documented content type, a body of the documented shape
+  and documented headers (schemathesis' conformance checks);
+- when it is a problem, be a well-formed RFC 9457 problem whose `status` is the response's
+  and whose `request_id` is the X-Request-ID header (checked here, because the OpenAPI document
+  gives application/problem+json no schema; see `check_problem`).
+
+It is bounded: a fixed number of examples per operation, role and mode, derandomized, so a run
+is reproducible and takes well under two minutes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests  # schemathesis' transport, installed with it
+import schemathesis
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from memory_store.catalogue import Catalogue
+from memory_store.config import Settings
+from memory_store.models import Role
+from memory_store.runtime import Runtime, open_runtime
+
+# Examples per operation, per role, per generation mode. 25 operations x 5 roles x 2 modes x 6
+# is about 1,500 requests: under a minute on a loaded 2-core machine.
+MAX_EXAMPLES = 6
+# A safety net only: past it, the remaining examples are skipped (and the run fails).
+TIME_BUDGET_SECONDS = 110.0
+REQUEST_TIMEOUT = 30.0
+ROLES = ("anonymous", "admin", "compliance", "assistant", "user")
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+PROBLEM_FIELDS = {"type": str, "title": str, "status": int, "request_id": str}
+
+
+# -- the server, as a real process ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli() -> list[str]:
+    """The `memory-store` command of this environment."""
+    script = Path(sys.executable).with_name("memory-store")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
+
+
+class LiveServer:
+    """`memory-store serve` on a free 127.0.0.1 port, with the test's environment (so on
+    PostgreSQL it uses the test's schemas); its output goes to `log_path`."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+
+    def start(self, timeout: float = 90.0) -> None:
+        for _attempt in range(3):
+            port = _free_port()
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    env=os.environ.copy(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.base_url = f"http://127.0.0.1:{port}"
+            if self._wait_ready(timeout):
+                return
+            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
+                break
+        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
+
+
+# -- the run's bookkeeping --------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    role: str
+    operation: str
+    mode: str
+    status: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.role}] {self.operation} ({self.mode}) -> {self.status}\n{self.message}"
+
+
+@dataclass
+class FuzzRun:
+    base_url: str
+    started: float = field(default_factory=time.monotonic)
+    requests: int = 0
+    unsendable: int = 0
+    skipped_for_time: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+    per_cell: dict[tuple[str, str], int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self.started > TIME_BUDGET_SECONDS
+
+
+def check_problem(response: Any) -> str | None:
+    """A problem+json body must be a problem of the response's status naming its request id.
+    (The OpenAPI document puts the ProblemDetails schema under application/json, which the
+    service never sends, and none under application/problem+json, so schemathesis cannot.)"""
+    headers = {name.lower(): values[0] for name, values in response.headers.items() if values}
+    if not headers.get("content-type", "").startswith("application/problem+json"):
+        if response.status_code >= 400:
+            return f"a {response.status_code} that is not application/problem+json"
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "a problem+json body that is not JSON"
+    if not isinstance(body, dict):
+        return "a problem+json body that is not an object"
+    for name, kind in PROBLEM_FIELDS.items():
+        if not isinstance(body.get(name), kind):
+            return f"problem field {name!r} missing or not {kind.__name__}: {body}"
+    if body["status"] != response.status_code:
+        return f"problem status {body['status']} in a {response.status_code} response"
+    if body["request_id"] != headers.get("x-request-id"):
+        return "problem request_id differs from the X-Request-ID header"
+    return None
+
+
+def realistic(case: Any, data: st.DataObject, catalogue: Catalogue, memory_ids: list[str]) -> None:
+    """Point a generated (valid) case at things that exist, some of the time: a known purpose,
+    category, user and memory, so the fuzzing gets past 422 and 404 into the service."""
+    purposes = sorted(catalogue.purposes)
+    categories = sorted(catalogue.categories)
+    path = case.path_parameters if case.path_parameters is not None else {}
+    query = case.query if case.query is not None else {}
+    choices: dict[str, tuple[dict[str, Any], list[str]]] = {
+        "user_id": (path, ["alice", "bob"]),
+        "memory_id": (path, memory_ids),
+        "purpose": (path if "purpose" in path else query, purposes),
+        "category": (path if "category" in path else query, [*categories, "*"]),
+    }
+    for name, (container, values) in choices.items():
+        if name in container and values and data.draw(st.booleans(), label=f"real {name}"):
+            container[name] = data.draw(st.sampled_from(values), label=name)
+    if isinstance(case.body, dict) and "category" in case.body and data.draw(st.booleans()):
+        case.body["category"] = data.draw(st.sampled_from(categories), label="body category")
+
+
+def fuzz_operation(
+    run: FuzzRun,
+    session: requests.Session,
+    operation: Any,
+    role: str,
+    mode: GenerationMode,
+    authorization: Callable[[], str | None],
+    catalogue: Catalogue,
+    memory_ids: list[str],
+) -> None:
+    """Send MAX_EXAMPLES generated requests to one operation as one role; record findings."""
+    label = operation.label
+    try:
+        strategy = operation.as_strategy(generation_mode=mode)
+    except Exception as exc:  # an operation with nothing to negate, say
+        run.findings.append(Finding(role, label, mode.value, None, f"no strategy: {exc!r}"))
+        return
+
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy, data=st.data())
+    def send(case: Any, data: st.DataObject) -> None:
+        if run.over_budget():
+            run.skipped_for_time += 1
+            return
+        if mode is GenerationMode.POSITIVE:
+            realistic(case, data, catalogue, memory_ids)
+        headers = case.headers if case.headers is not None else {}
+        for name in [name for name in headers if name.lower() == "authorization"]:
+            del headers[name]
+        token = authorization()
+        extra = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            response = case.call(
+                base_url=run.base_url, session=session, headers=extra, timeout=REQUEST_TIMEOUT
+            )
+        except (requests.exceptions.InvalidHeader, UnicodeError, ValueError):
+            run.unsendable += 1  # the client library refuses to send it: not the server's doing
+            return
+        except requests.RequestException as exc:
+            run.findings.append(Finding(role, label, mode.value, None, f"no answer: {exc!r}"))
+            return
+        run.requests += 1
+        run.by_status[response.status_code] = run.by_status.get(response.status_code, 0) + 1
+        run.per_cell[(role, label)] = run.per_cell.get((role, label), 0) + 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=extra)
+        except Exception as failure:  # schemathesis' FailureGroup: every failed check, with curl
+            run.findings.append(
+                Finding(role, label, mode.value, response.status_code, f"{failure}")
+            )
+            return
+        problem = check_problem(response)
+        if problem is not None:
+            curl = case.as_curl_command(base_url=run.base_url)
+            run.findings.append(
+                Finding(role, label, mode.value, response.status_code, f"{problem}\n{curl}")
+            )
+
+    send()
+
+
+def ordered(operations: list[Any]) -> list[Any]:
+    """Reads and writes first, deletions after, forgetting oneself last: each role's run keeps
+    something to read for as long as possible."""
+
+    def rank(operation: Any) -> tuple[int, str]:
+        if operation.method.upper() == "DELETE":
+            return (2 if operation.path == "/v1/me" else 1, operation.label)
+        return (0, operation.label)
+
+    return sorted(operations, key=rank)
+
+
+def issue(runtime: Runtime, role: Role, user_id: str | None = None) -> str:
+    return runtime.tokens.issue(role=role, name=f"fuzz-{role.value}", user_id=user_id).token
+
+
+# -- the test ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
+    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
+    live = LiveServer(tmp_path / "server.log")
+    yield live
+    live.stop()
+
+
+def test_every_operation_for_every_role_answers_documented_non_5xx_responses(
+    server: LiveServer,
+) -> None:
+    """Fuzz every operation of the OpenAPI document, as each role and without a token, with
+    valid and invalid requests: no 5xx, and every status code, content type, header and body
+    is the documented one. Afterwards the server is still up and its audit trail verifies."""
+    forget_pool = 2 * MAX_EXAMPLES + 2
+    runtime = open_runtime(Settings())
+    try:
+        tokens = {
+            role.value: issue(runtime, role, "alice" if role is Role.user else None)
+            for role in Role
+        }
+        # DELETE /v1/me forgets the caller and revokes its token: give it tokens of its own.
+        forgettable = [
+            (f"forget-{n}", issue(runtime, Role.user, f"forget-{n}")) for n in range(forget_pool)
+        ]
+        catalogue = runtime.catalogue
+    finally:
+        runtime.close()
+    server.start()
+    assistant = {"Authorization": f"Bearer {tokens['assistant']}"}
+    user = {"Authorization": f"Bearer {tokens['user']}"}
+    memory_ids: list[str] = []
+    with httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT) as client:
+        grant = client.put(
+            "/v1/me/consents/personalization/health", json={"granted": True}, headers=user
+        )
+        assert grant.status_code == 200, grant.text
+        seed = [("prefers window seats", "preferences"), ("works on Apollo", "work")]
+        seed += [("allergic to penicillin", "health"), ("lives in Lisbon", "location")]
+        for content, category in seed:
+            for user_id in ("alice", "bob"):
+                written = client.post(
+                    f"/v1/users/{user_id}/memories",
+                    params={"purpose": "personalization"},
+                    json={"content": content, "category": category, "source": "seed"},
+                    headers=assistant,
+                )
+                assert written.status_code in (201, 403), written.text  # bob: no health consent
+                if written.status_code == 201 and user_id == "alice":
+                    memory_ids.append(written.json()["id"])
+        for user_id, _token in forgettable:
+            written = client.post(
+                f"/v1/users/{user_id}/memories",
+                params={"purpose": "personalization"},
+                json={"content": "likes tea", "category": "preferences"},
+                headers=assistant,
+            )
+            assert written.status_code == 201, written.text
+        schema_document = client.get("/openapi.json").json()
+
+    schema = schemathesis.openapi.from_dict(schema_document)
+    operations = ordered([result.ok() for result in schema.get_all_operations()])
+    assert len(operations) >= 20, [operation.label for operation in operations]
+    forget_tokens = itertools.chain((token for _user, token in forgettable), itertools.repeat(None))
+    dead_token = forgettable[-1][1]
+
+    run = FuzzRun(base_url=server.base_url)
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment between us and 127.0.0.1
+    for role in ROLES:
+        for operation in operations:
+            if (
+                role == "user"
+                and operation.method.upper() == "DELETE"
+                and operation.path == "/v1/me"
+            ):
+
+                def authorization() -> str | None:
+                    return next(forget_tokens) or dead_token
+
+            else:
+
+                def authorization(role: str = role) -> str | None:
+                    return tokens.get(role)
+
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                fuzz_operation(
+                    run, session, operation, role, mode, authorization, catalogue, memory_ids
+                )
+            assert server.alive(), (
+                f"the server died fuzzing {operation.label}:\n{server.log_tail()}"
+            )
+    session.close()
+    elapsed = time.monotonic() - run.started
+
+    with httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT) as client:
+        verified = client.get(
+            "/v1/audit/verify", headers={"Authorization": f"Bearer {tokens['compliance']}"}
+        )
+    unhandled = [line for line in server.log_tail(10**9).splitlines() if "unhandled_error" in line]
+    print(
+        f"\nfuzz: {run.requests} requests in {elapsed:.1f}s over {len(operations)} operations x "
+        f"{len(ROLES)} roles x 2 modes; statuses {dict(sorted(run.by_status.items()))}; "
+        f"{run.unsendable} unsendable, {run.skipped_for_time} skipped for time, "
+        f"{len(run.findings)} findings"
+    )
+    findings = "\n\n".join(str(finding) for finding in run.findings[:20])
+    assert not run.findings, f"{len(run.findings)} findings, the first ones:\n\n{findings}"
+    assert not unhandled, "\n".join(unhandled[:5])
+    assert run.skipped_for_time == 0, f"over the {TIME_BUDGET_SECONDS}s budget"
+    missing = [
+        (role, operation.label)
+        for role in ROLES
+        for operation in operations
+        if run.per_cell.get((role, operation.label), 0) == 0
+    ]
+    assert not missing, f"never sent a request for: {missing}"
+    assert run.by_status.get(200, 0) and run.by_status.get(201, 0), run.by_status
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True, verified.json()
