@@ -112,6 +112,12 @@ class QuotaExceeded(Problem):
     title = "The user's memory quota is full"
 
 
+class SecretRefused(Problem):
+    status = 422
+    type_slug = "secret-refused"
+    title = "The content looks like a secret, which memory-store does not keep"
+
+
 class NotFound(Problem):
     status = 404
     type_slug = "not-found"

@@ -44,6 +44,7 @@ from memory_store.schemas import (
     MemoryUpdate,
     MemoryVersionPublic,
 )
+from memory_store.secret_guard import refuse_secrets
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
 
@@ -151,6 +152,7 @@ class MemoryService:
     ) -> MemoryPublic:
         self._catalogue.purpose(purpose)
         category = self._catalogue.category(body.category)
+        refuse_secrets(body.content, body.source)
         request = AccessRequest(
             principal,
             Action.memory_write,
@@ -228,6 +230,7 @@ class MemoryService:
                 current_version=row.version,
             )
         category = self._catalogue.category(patch.category or row.category)
+        refuse_secrets(patch.content)
         key = self._read_key(user_id)
         current = _reveal(key, row)
         if key is None:  # _reveal raised already; this is for the type checker

@@ -38,6 +38,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -169,6 +170,7 @@ class FuzzRun:
     requests: int = 0
     unsendable: int = 0
     skipped_for_time: int = 0
+    nothing_to_negate: list[str] = field(default_factory=list)
     by_status: dict[int, int] = field(default_factory=dict)
     per_cell: dict[tuple[str, str], int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -287,7 +289,12 @@ def fuzz_operation(
                 Finding(role, label, mode.value, response.status_code, f"{problem}\n{curl}")
             )
 
-    send()
+    try:
+        send()
+    except Unsatisfiable:
+        # Nothing in this operation can be made invalid (no parameters, no body): the
+        # positive run covered it.
+        run.nothing_to_negate.append(f"[{role}] {label}")
 
 
 def ordered(operations: list[Any]) -> list[Any]:

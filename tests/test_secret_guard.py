@@ -1,0 +1,93 @@
+"""The write-time guard: what looks like a secret is refused with a clear problem and stored
+nowhere; ordinary facts that merely mention such things go through."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from memory_store.runtime import Runtime
+from memory_store.secret_guard import luhn_valid, refuse_secrets
+from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
+
+SECRETS = {
+    "card with spaces": ("my card is 4111 1111 1111 1111, exp 12/29", "a payment card number"),
+    "card, plain digits": ("visa 4012888888881881", "a payment card number"),
+    "amex": ("amex 378282246310005", "a payment card number"),
+    "US SSN": ("SSN 123-45-6789", "a national identity number"),
+    "UK NI number": ("NI number AB 12 34 56 C", "a national identity number"),
+    "password": ("her wifi password is hunter2!", "a password"),
+    "pin": ("bank PIN: 4921", "a password"),
+    "OpenAI-style key": ("sk-proj-abcdefghijklmnopqrstuvwxyz123456", "an API key or access token"),
+    "AWS key": ("AKIAIOSFODNN7EXAMPLE is the deploy key", "an API key or access token"),
+    "GitHub token": ("ghp_" + "a1B2" * 9, "an API key or access token"),
+    "generic api key": ("api_key = 9f8e7d6c5b4a39281706", "an API key or access token"),
+    "private key": ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=", "a private key"),
+}
+
+ORDINARY = [
+    "uses a password manager and wants reminders to rotate passwords",
+    "her phone number ends in 4567; call after 6pm",
+    "order number 1234 5678 9012 3456 arrived late",  # 16 digits, fails the Luhn check
+    "flight LH 1234 leaves at 06:15 on 2026-03-14",
+    "has a 4-digit pin pad at the office door",
+    "asked about API keys in general, for a blog post",
+    "budget is 1800 euros a month",
+]
+
+
+@pytest.mark.parametrize(("content", "kind"), SECRETS.values(), ids=list(SECRETS))
+def test_a_secret_is_refused_naming_its_kind_and_stored_nowhere(
+    client: TestClient, runtime: Runtime, assistant_token: str, content: str, kind: str
+) -> None:
+    response = client.post(
+        "/v1/users/alice/memories",
+        params={"purpose": PURPOSE},
+        json={"content": content, "category": "finance"},
+        headers=bearer(assistant_token),
+    )
+    body = assert_problem(response, 422, "secret-refused")
+    assert body["kind"] == kind
+    assert content not in response.text and content[:12] not in response.text
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM memories")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("content", ORDINARY)
+def test_ordinary_facts_that_mention_such_things_are_kept(
+    client: TestClient, assistant_token: str, content: str
+) -> None:
+    assert write_memory(client, assistant_token, content=content, category="work")["content"]
+
+
+def test_a_secret_in_the_source_or_in_a_users_edit_is_refused_too(
+    client: TestClient, assistant_token: str, alice_token: str
+) -> None:
+    response = client.post(
+        "/v1/users/alice/memories",
+        params={"purpose": PURPOSE},
+        json={"content": "likes tea", "category": "preferences", "source": "pwd: tea4two"},
+        headers=bearer(assistant_token),
+    )
+    assert_problem(response, 422, "secret-refused")
+    memory = write_memory(client, assistant_token)
+    edit = client.patch(
+        f"/v1/me/memories/{memory['id']}",
+        json={"content": "card 5555 5555 5555 4444"},
+        headers=bearer(alice_token),
+    )
+    assert_problem(edit, 422, "secret-refused")
+
+
+@given(st.lists(st.integers(0, 9), min_size=12, max_size=18))
+def test_luhn_accepts_exactly_one_check_digit_per_number(body: list[int]) -> None:
+    digits = "".join(map(str, body))
+    valid = [d for d in "0123456789" if luhn_valid(digits + d)]
+    assert len(valid) == 1
+
+
+def test_refuse_secrets_passes_empty_and_none() -> None:
+    refuse_secrets(None, "", "plain text")
