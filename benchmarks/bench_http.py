@@ -164,7 +164,7 @@ def _prepare(data_dir: Path) -> tuple[str, str]:
 def run(quick: bool = False) -> list[Row]:
     if shutil.which("wrk") is None:
         return [Row("HTTP: SKIPPED, wrk is not installed (Debian: apt-get install wrk)", 0, "-")]
-    seconds, runs, warmup = (2, 3, 1) if quick else (10, 3, 2)  # wrk takes whole seconds
+    seconds, runs, warmup = (1, 3, 1) if quick else (10, 3, 2)  # wrk takes whole seconds
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

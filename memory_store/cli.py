@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import sys
@@ -21,6 +22,7 @@ from memory_store.auth import OPERATOR
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError, Problem
 from memory_store.logging import configure_logging
+from memory_store.mcp_server import build_server
 from memory_store.models import Role
 from memory_store.policy import COMPLIANCE
 from memory_store.runtime import Runtime, open_engines, open_runtime
@@ -84,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint", help="sign the end of the trail now and print the checkpoint (JSON)"
     )
     audit_commands.add_parser("public-key", help="print the checkpoint-verifying key (PEM)")
+
+    mcp = commands.add_parser(
+        "mcp", help="serve the MCP tools (remember, recall, list, forget) over stdio"
+    )
+    mcp.add_argument("--user", type=_user_id, required=True, help="whose memories")
+    mcp.add_argument("--purpose", default="personalization", help="the declared purpose")
 
     db = commands.add_parser("db", help="the database schemas (Alembic migrations)")
     db_commands = db.add_subparsers(dest="action", required=True)
@@ -210,6 +218,16 @@ def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(runtime: Runtime, args: argparse.Namespace) -> int:
+    """Serve MCP over stdio as the principal of MEMORY_STORE_MCP_TOKEN (an assistant token):
+    stdout carries the protocol, so everything else goes to stderr."""
+    token = os.environ.get("MEMORY_STORE_MCP_TOKEN", "")
+    principal = runtime.tokens.authenticate(f"Bearer {token}")
+    runtime.catalogue.purpose(args.purpose)
+    build_server(runtime, principal, args.user, args.purpose).run("stdio")
+    return 0
+
+
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     engines = open_engines(settings)
     try:
@@ -246,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = open_runtime(settings)
         try:
             handler = {
+                "mcp": _mcp,
                 "tokens": _tokens,
                 "keys": _keys,
                 "audit": _audit,

@@ -305,6 +305,16 @@ class MemoryService:
         self._record_change(request, "memory.delete", [row.id])
         self._memories.delete(user_id, [row.id])
 
+    def forget_for_purpose(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> None:
+        """The assistant forgets one memory on the user's behalf: row and history go."""
+        self._catalogue.purpose(purpose)
+        request = AccessRequest(principal, Action.memory_delete, user_id, purpose)
+        row = self._one(request, "memory.delete", memory_id, utc_now())
+        self._record_change(request, "memory.delete", [row.id])
+        self._memories.delete(user_id, [row.id])
+
     def delete_category_own(self, principal: Principal, category: str) -> int:
         """Forget every memory of one category (and their history). Returns how many."""
         self._catalogue.category(category)

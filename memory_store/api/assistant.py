@@ -63,6 +63,22 @@ def get_memory(
     return runtime.memories.get_for_purpose(principal, user_id, memory_id, purpose)
 
 
+@router.delete(
+    "/{memory_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+def forget_memory(
+    user_id: UserIdPath,
+    memory_id: MemoryIdPath,
+    purpose: PurposeQuery,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> None:
+    """Forget one memory on the user's behalf (\"forget that\"): it and its history go."""
+    runtime.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
+
+
 context_router = APIRouter(prefix="/v1/users/{user_id}/context", tags=["assistant"])
 
 
