@@ -287,6 +287,8 @@ def fuzz_operation(
         statuses = run.by_status.setdefault(role, {})
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         run.per_cell[(role, label)] = run.per_cell.get((role, label), 0) + 1
+        if response.status_code == 401 and role not in ("anonymous",) and os.environ.get("DBG"):
+            print("DBG401", role, label, mode.value, dict(response.request.headers), response.content[:200])
         try:
             case.validate_response(response, checks=CHECKS, headers=extra)
         except Exception as failure:  # schemathesis' FailureGroup: every failed check, with curl
