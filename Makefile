@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
@@ -56,8 +57,28 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+# The benchmarks (results in benchmarks/RESULTS.md). The bench extra brings the peer they
+# compare against; wrk drives the HTTP ones: installed when missing and we can (root,
+# apt-get), otherwise that module is skipped and says so. `make bench BENCH_ARGS=--quick`
+# is a smoke run of about a minute; names pick modules: BENCH_ARGS='inprocess http'.
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@if command -v wrk >/dev/null 2>&1; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing wrk for the HTTP benchmarks"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends wrk >/dev/null; } \
+	    || echo "could not install wrk: the HTTP benchmarks will be skipped"; \
+	else \
+	  echo "wrk missing (needs root and apt-get to install): the HTTP benchmarks will be skipped"; \
+	fi
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

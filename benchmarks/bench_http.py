@@ -5,7 +5,9 @@ log: the real app (`python -m memory_store serve`, a temporary data directory, a
 assistant token, its default logging) and the floor (http_floor.py: a bare FastAPI app with
 one trivial JSON endpoint). wrk drives each in turn with 2 threads and 32 connections:
 the floor, list 20, get one and write (a Lua script POSTs a different JSON body each
-request, with the Authorization header), interleaved and rotated run by run. Each ratio is
+request, with the Authorization header, to 100 users in turn, so that none nears the
+per-user quota), interleaved and rotated run by run. The assistant token's rate limit is
+raised out of reach (the limiter still runs). Each ratio is
 the median of the per-run ratios. Targets: list / floor >= 0.5, write / floor >= 0.4, and
 p99 <= 25 ms for the service's endpoints.
 
@@ -53,9 +55,12 @@ wrk.headers["Content-Type"] = "application/json"
 local n = 0
 function request()
   n = n + 1
+  -- 100 users in turn (none nears the per-user quota), a different memory each time
+  local path = string.format(
+    "/v1/users/writer-%d-%d/memories?purpose=personalization", tid or 0, n % 50)
   local body = string.format(
     '{"content":"fact %d-%d: prefers window seats","category":"preferences"}', tid or 0, n)
-  return wrk.format(nil, nil, nil, body)
+  return wrk.format(nil, path, nil, body)
 end
 """
 
@@ -65,7 +70,8 @@ class WrkResult:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
-    errors: int  # non-2xx/3xx responses and socket errors
+    non_2xx: int  # answers other than 2xx/3xx
+    socket_errors: int  # connect, read, write errors and timeouts
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -82,22 +88,25 @@ def parse_wrk(output: str) -> WrkResult:
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
     if not (rps and p50 and p99):
         raise RuntimeError(f"unexpected wrk output:\n{output}")
-    errors = 0
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if non_2xx:
-        errors += int(non_2xx.group(1))
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
-    if sockets:
-        errors += sum(int(n) for n in sockets.groups())
-    return WrkResult(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), errors)
+    return WrkResult(
+        float(rps.group(1)),
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        int(non_2xx.group(1)) if non_2xx else 0,
+        sum(int(n) for n in sockets.groups()) if sockets else 0,
+    )
 
 
 def wrk(
     url: str, seconds: float, *, headers: tuple[str, ...] = (), script: Path | None = None
 ) -> WrkResult:
-    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    # A long timeout, so that a slow answer is measured rather than dropped as an error.
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "30s"]
+    command.append("--latency")
     for header in headers:
         command += ["-H", header]
     if script is not None:
@@ -174,6 +183,9 @@ def run(quick: bool = False) -> list[Row]:
             **os.environ,
             "MEMORY_STORE_DATA_DIR": str(data_dir),
             "MEMORY_STORE_RETENTION_SWEEP_SECONDS": "0",
+            # The rate limiter still runs (its cost is measured) but never refuses: what is
+            # measured is the service, not the limit.
+            "MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE": str(10**9),
         }
         script = tmp / "post.lua"
         script.write_text(POST_SCRIPT)
@@ -184,7 +196,7 @@ def run(quick: bool = False) -> list[Row]:
             "floor": (f"http://127.0.0.1:{floor_port}/ping", (), None),
             "list": (f"{app}/v1/users/alice/memories?purpose={PURPOSE}", auth, None),
             "get": (f"{app}/v1/users/alice/memories/{memory_id}?purpose={PURPOSE}", auth, None),
-            "write": (f"{app}/v1/users/bob/memories?purpose={PURPOSE}", auth, script),
+            "write": (f"{app}/v1/users/writer/memories?purpose={PURPOSE}", auth, script),
         }
         app_command = [python, "-m", "memory_store", "serve", "--port", str(app_port)]
         floor_command = [python, "-m", "benchmarks.http_floor", "--port", str(floor_port)]
@@ -226,9 +238,12 @@ def _rows(results: dict[str, list[WrkResult]], seconds: int) -> list[Row]:
                 "" if name == "floor" else target(p99 <= 25, "<= 25 ms"),
             ),
         ]
-        errors = sum(r.errors for r in runs)
-        if errors:
-            rows.append(Row(f"{label}: errors (non-2xx, socket)", errors, "", "CHECK the app log"))
+        non_2xx = sum(r.non_2xx for r in runs)
+        if non_2xx:
+            rows.append(Row(f"{label}: non-2xx answers, all runs", non_2xx, "", "CHECK"))
+        socket_errors = sum(r.socket_errors for r in runs)
+        if socket_errors:
+            rows.append(Row(f"{label}: socket errors, all runs", socket_errors, "", "CHECK"))
     goals = {"list": 0.5, "get": None, "write": 0.4}
     for name, goal in goals.items():
         ratio = statistics.median(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ def print_table(title: str, rows: list[Row]) -> None:
     for row in rows:
         digits = 4 if 0 < abs(row.value) < 0.1 else 2  # small ratios keep their digits
         print(f"{row.name:<{width}}  {row.value:>12.{digits}f}  {row.unit:<5}  {row.note}")
+    sys.stdout.flush()  # each table as soon as it is done, even into a file
 
 
 def per_second(operation: Callable[[], object], *, seconds: float, min_calls: int = 3) -> float:

@@ -1,6 +1,7 @@
 """Where the time goes on the hot paths: `python -m benchmarks.profile_paths [--calls N]`.
 
-Profiles (cProfile) N in-process calls each of get, write and list 20, one caller at a time,
+Profiles (cProfile) N in-process calls each of get, write and list 20 (and N/10 keyword
+searches over 200 memories), one caller at a time,
 with the audit writer thread profiled too (its work is what the caller waits for). Prints,
 per operation, the time per call split by where it is spent (own time, grouped by package),
 then the functions with the most own time. Not part of `make bench`: a diagnostic.
@@ -11,18 +12,24 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import sqlite3
+import statistics
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_inprocess import ASSISTANT, CATEGORIES, PURPOSE, _open, _write_many
+from benchmarks.common import per_second
+from memory_store.crypto import pseudonym
 from memory_store.logging import configure_logging
+from memory_store.policy import AccessRequest, Action
 from memory_store.runtime import Runtime
 from memory_store.schemas import MemoryCreate
-from memory_store.service import ListQuery
+from memory_store.service import ListQuery, _reveal
 
 Stats = dict[tuple[str, int, str], tuple[Any, ...]]
 
@@ -94,6 +101,54 @@ def _profile(runtime: Runtime, name: str, operation: Callable[[], object], calls
         )
 
 
+def _components(runtime: Runtime, memory_id: str) -> None:
+    """Each step a get takes, timed alone without the profiler (median of 5 interleaved
+    runs), beside the same lookup in plain sqlite3."""
+    repository = runtime.memories._memories
+    principal = ASSISTANT
+    key = runtime.keyring.key_for_read("alice")
+    row = repository.get("alice", memory_id)
+    raw = sqlite3.connect(runtime.settings.data_dir / "memory.db", check_same_thread=False)
+    categories = list(runtime.catalogue.categories)
+    facts = runtime.consents_repository.facts("alice")
+    request = AccessRequest(principal, Action.memory_read, "alice", PURPOSE)
+    row_request = replace(request, facts=facts, category=row.category)  # type: ignore[union-attr]
+
+    def decide() -> None:
+        runtime.policy.check_role(request, categories)
+        runtime.policy.check(row_request)
+
+    steps: dict[str, Callable[[], object]] = {
+        "whole get_for_purpose": lambda: runtime.memories.get_for_purpose(
+            principal, "alice", memory_id, PURPOSE
+        ),
+        "audit record appended (Auditor.record, one caller)": lambda: runtime.auditor.record(
+            principal, "memory.read", subject_user_id="alice", subject_key=key, purpose=PURPOSE
+        ),
+        "row by id (MemoryRepository.get, ORM)": lambda: repository.get("alice", memory_id),
+        "row by id, plain sqlite3": lambda: raw.execute(
+            "SELECT * FROM memories WHERE user_id = ? AND id = ?", ("alice", memory_id)
+        ).fetchone(),
+        "consent facts (ConsentRepository.facts)": lambda: runtime.consents_repository.facts(
+            "alice"
+        ),
+        "data key (DataKeyring.key_for_read, cached unwrap)": lambda: runtime.keyring.key_for_read(
+            "alice"
+        ),
+        "policy: role gate + row decision (cached)": decide,
+        "pseudonym (HKDF + HMAC)": lambda: pseudonym(key),  # type: ignore[arg-type]
+        "decrypt + MemoryPublic (_reveal)": lambda: _reveal(key, row),  # type: ignore[arg-type]
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(5):
+        for name, step in steps.items():
+            times[name].append(1e6 / per_second(step, seconds=0.3))
+    raw.close()
+    print("\n== the steps of one get, each timed alone (us, median of 5 runs)")
+    for name, values in times.items():
+        print(f"  {statistics.median(values):>9,.0f}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_paths")
     parser.add_argument("--calls", type=int, default=300)
@@ -108,7 +163,7 @@ def main() -> None:
 
             def write() -> object:
                 body = MemoryCreate(content=f"fact {next(counter)}", category=CATEGORIES[0])
-                return runtime.memories.write(ASSISTANT, "bob", PURPOSE, body)
+                return runtime.memories.write(ASSISTANT, f"bob-{next(counter) % 10}", PURPOSE, body)
 
             def get() -> object:
                 memory_id = ids[next(counter) % len(ids)]
@@ -119,10 +174,19 @@ def main() -> None:
                     ASSISTANT, "alice", PURPOSE, ListQuery(limit=20)
                 )
 
-            for name, operation in (("get", get), ("write", write), ("list 20", listing)):
+            def search() -> object:
+                return runtime.memories.list_for_purpose(
+                    ASSISTANT, "alice", PURPOSE, ListQuery(q="kiwi", limit=20)
+                )
+
+            operations = (("get", get), ("write", write), ("list 20", listing), ("search", search))
+            _components(runtime, ids[0])
+            for name, operation in operations:
                 for _ in range(20):  # warm caches (keys, decisions, statements)
                     operation()
-                _profile(runtime, name, operation, args.calls)
+                _profile(
+                    runtime, name, operation, args.calls // 10 if name == "search" else args.calls
+                )
         finally:
             runtime.close()
 

@@ -7,14 +7,17 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from memory_store import __version__
 from memory_store.api import assistant, audit, consents, health, me
+from memory_store.api.deps import ProblemDetails
 from memory_store.config import Settings
 from memory_store.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
 from memory_store.problems import install_handlers
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(me.router)
     app.include_router(consents.router)
     app.include_router(audit.router)
+    _document_problems(app)
     mount_ui(app)
     if settings.cors_origins:  # none unless configured: the web page is same-origin
         app.add_middleware(
@@ -70,6 +74,25 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(UISecurityHeadersMiddleware, prefix=UI_PREFIX)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Put the ProblemDetails schema that every refusal's entry refers to into the document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["ProblemDetails"] = ProblemDetails.model_json_schema()
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def mount_ui(app: FastAPI) -> None:

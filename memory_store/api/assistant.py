@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(400, 401, 403, 404, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
 )
 def write_memory(
     user_id: UserIdPath,

@@ -75,6 +75,7 @@ def checkpoints(principal: PrincipalDep, runtime: RuntimeDep) -> list[AuditCheck
 
 @router.get(
     "/public-key",
+    response_class=Response,
     responses={200: {"content": {"application/x-pem-file": {}}}, **problem_responses(401, 403)},
 )
 def public_key(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
@@ -84,6 +85,7 @@ def public_key(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
 
 @router.get(
     "/export",
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}, **problem_responses(401, 403)},
 )
 def export(principal: PrincipalDep, runtime: RuntimeDep) -> StreamingResponse:

@@ -30,9 +30,21 @@ class ProblemDetails(BaseModel):
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for refusals, as they are sent: application/problem+json. Every
+    authenticated route can also answer 429 (rate limit) and 503 (keys or audit trail
+    unavailable), so those are always listed."""
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
     return {
-        status: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-        for status in statuses
+        status: {
+            "description": "A refusal, as RFC 9457 problem details.",
+            "content": {"application/problem+json": {"schema": schema}},
+            **(
+                {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+                if status == 429
+                else {}
+            ),
+        }
+        for status in sorted({*statuses, 429, 503})
     }
 
 
