@@ -16,14 +16,9 @@ database taken just before (a backup) holds ciphertexts that no remaining key op
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +32,7 @@ from memory_store.crypto import UserKey, open_sealed
 from memory_store.errors import DecryptionError
 from memory_store.models import Role
 from memory_store.runtime import open_runtime
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -46,78 +42,6 @@ RUN = secrets.token_hex(4)  # canaries unique to this run: nothing else can cont
 
 
 # -- the server, as a real process ------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli() -> list[str]:
-    """The `memory-store` command of this environment."""
-    script = Path(sys.executable).with_name("memory-store")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
-
-
-class LiveServer:
-    """`memory-store serve` on a free 127.0.0.1 port, with the test's environment; its
-    stdout and stderr go to `log_path`."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
-
-    def start(self, timeout: float = 90.0) -> None:
-        for _attempt in range(3):
-            port = _free_port()
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=os.environ.copy(),
-                    stdout=log,
-                    stderr=log,
-                )
-            self.base_url = f"http://127.0.0.1:{port}"
-            if self._wait_ready(timeout):
-                return
-            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
-                break
-        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        return False
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        # A clean stop: uvicorn finishes its shutdown, then re-raises SIGTERM.
-        assert self.process is None or self.process.returncode in (0, -signal.SIGTERM)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
 
 @pytest.fixture
@@ -403,6 +327,7 @@ def test_no_canary_in_any_file_and_a_forgotten_user_leaves_nothing_decryptable(
         hits = search(data_dir, hers)
         assert not hits, f"left of the forgotten user while the server runs: {hits}"
     server.stop()
+    assert server.process is not None and server.process.returncode in (0, -signal.SIGTERM)
     hits = search(data_dir, hers) + search(data_dir, everything)
     assert not hits, f"left on disk after the server stopped: {hits}"
 

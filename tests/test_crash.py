@@ -22,13 +22,8 @@ Runs on SQLite and on PostgreSQL (where the killed process is the server, not th
 from __future__ import annotations
 
 import json
-import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +36,7 @@ import pytest
 from memory_store.config import Settings
 from memory_store.models import Role
 from memory_store.runtime import open_runtime
+from tests.live_server import LiveServer, run_cli
 
 PURPOSE = "personalization"
 USERS = ("alice", "bob", "carol")
@@ -53,96 +49,6 @@ REQUEST_TIMEOUT = 30.0
 
 
 # -- the server, as a real process ------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli() -> list[str]:
-    """The `memory-store` command of this environment."""
-    script = Path(sys.executable).with_name("memory-store")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
-
-
-class LiveServer:
-    """`memory-store serve` on a 127.0.0.1 port (the same one across restarts when it can),
-    with the test's environment; its output is appended to `log_path`."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 90.0) -> None:
-        for _attempt in range(3):
-            self.port = self.port or _free_port()
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                    env=os.environ.copy(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_ready(timeout):
-                return
-            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
-                break
-            self.port = 0
-        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        return False
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
-
-
-def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*cli(), *args],
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 # -- what the clients saw -------------------------------------------------------------------

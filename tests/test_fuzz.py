@@ -21,10 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +49,7 @@ from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
 from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
+from tests.live_server import LiveServer
 
 # Examples per operation, per role, per generation mode: with 27 operations x 5 roles x 2 modes
 # about 1,300 requests, 40 s on SQLite and 60 s on PostgreSQL on a busy 2-core machine. The
@@ -72,81 +69,6 @@ PROBLEM_FIELDS = {"type": str, "title": str, "status": int, "request_id": str}
 
 
 # -- the server, as a real process ------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli() -> list[str]:
-    """The `memory-store` command of this environment."""
-    script = Path(sys.executable).with_name("memory-store")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
-
-
-class LiveServer:
-    """`memory-store serve` on a free 127.0.0.1 port, with the test's environment (so on
-    PostgreSQL it uses the test's schemas); its output goes to `log_path`."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
-
-    def start(self, timeout: float = 90.0) -> None:
-        for _attempt in range(3):
-            port = _free_port()
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=os.environ.copy(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self.base_url = f"http://127.0.0.1:{port}"
-            if self._wait_ready(timeout):
-                return
-            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
-                break
-        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        return False
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
 
 # -- the run's bookkeeping --------------------------------------------------------------------

@@ -13,14 +13,9 @@ commands run beside it as separate processes with the same environment:
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +29,7 @@ import pytest
 from memory_store.config import Settings
 from memory_store.models import Role
 from memory_store.runtime import open_runtime
+from tests.live_server import LiveServer, run_cli
 
 PURPOSE = "personalization"
 USERS = ("alice", "bob", "carol", "dave")
@@ -42,88 +38,6 @@ REQUEST_TIMEOUT = 30.0
 
 
 # -- the server, as a real process ------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli() -> list[str]:
-    """The `memory-store` command of this environment."""
-    script = Path(sys.executable).with_name("memory-store")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
-
-
-def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """The command as the operator runs it: a separate process, the same environment."""
-    return subprocess.run(
-        [*cli(), *args],
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-class LiveServer:
-    """`memory-store serve` on a free 127.0.0.1 port, with the test's environment (so on
-    PostgreSQL it uses the test's schemas); its output goes to `log_path`."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
-
-    def start(self, timeout: float = 90.0) -> None:
-        for _attempt in range(3):
-            port = _free_port()
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=os.environ.copy(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self.base_url = f"http://127.0.0.1:{port}"
-            if self._wait_ready(timeout):
-                return
-            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
-                break
-        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        return False
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
 
 @pytest.fixture
