@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from memory_store.errors import SecretRefused
 
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# The ways card numbers are written: 13-19 digits in a row, 4-4-4-4(-3) groups, or the 4-6-5 and
+# 4-6-4 groups of Amex and Diners, one separator throughout. Digits split anywhere else (a
+# sequence number next to a reference) are not read as one number.
+_CARD = re.compile(
+    r"(?<![\d-])(?:\d{13,19}"
+    r"|\d{4}(?P<s>[ -])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{3})?"
+    r"|\d{4}(?P<t>[ -])\d{6}(?P=t)\d{4,5})(?![\d-])"
+)
 _US_SSN = re.compile(r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)")
 _UK_NINO = re.compile(r"\b(?![DFIQUV])[A-Z](?![DFIOQUV])[A-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 _PASSWORD = re.compile(

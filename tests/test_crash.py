@@ -92,7 +92,7 @@ def writer(
             user_id = USERS[(number + sequence) % len(USERS)]
             write = Write(
                 user_id=user_id,
-                content=f"crash-canary w{number} n{sequence} {secrets.token_hex(6)} for {user_id}",
+                content=f"crash-canary w{number} n{sequence} r-{secrets.token_hex(6)} {user_id}",
                 source=f"writer {number}",
                 request_id=request_id("write"),
             )

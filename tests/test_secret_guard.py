@@ -17,6 +17,8 @@ SECRETS = {
     "card with spaces": ("my card is 4111 1111 1111 1111, exp 12/29", "a payment card number"),
     "card, plain digits": ("visa 4012888888881881", "a payment card number"),
     "amex": ("amex 378282246310005", "a payment card number"),
+    "amex, grouped": ("amex 3782 822463 10005", "a payment card number"),
+    "card with dashes": ("4111-1111-1111-1111 is the company card", "a payment card number"),
     "US SSN": ("SSN 123-45-6789", "a national identity number"),
     "UK NI number": ("NI number AB 12 34 56 C", "a national identity number"),
     "password": ("her wifi password is hunter2!", "a password"),
@@ -32,6 +34,8 @@ ORDINARY = [
     "uses a password manager and wants reminders to rotate passwords",
     "her phone number ends in 4567; call after 6pm",
     "order number 1234 5678 9012 3456 arrived late",  # 16 digits, fails the Luhn check
+    # Luhn-valid digits, but split where no card number is split: a count next to a reference.
+    "step 17 100000000009 of the import",
     "flight LH 1234 leaves at 06:15 on 2026-03-14",
     "has a 4-digit pin pad at the office door",
     "asked about API keys in general, for a blog post",
