@@ -32,6 +32,7 @@ from memory_store.clock import utc_now
 from memory_store.crypto import KeyProvider, UserKey, WrappedKey, new_data_key
 from memory_store.db import UTCDateTime
 from memory_store.errors import DecryptionError, KeyProviderError
+from memory_store.rawdb import RawDB
 
 keystore_metadata = MetaData()
 
@@ -75,6 +76,7 @@ class DataKeyring:
 
     def __init__(self, engine: Engine, provider: KeyProvider) -> None:
         self._engine = engine
+        self._raw = RawDB(engine)
         self._provider = provider
         # (user, key id, KEK version, wrapped bytes) -> (unwrapped key, when it was unwrapped)
         self._cache: OrderedDict[tuple[str, str, int, bytes], tuple[bytes, datetime]] = (
@@ -140,15 +142,13 @@ class DataKeyring:
 
     def key_for_read(self, user_id: str) -> UserKey | None:
         """The user's key, or None when they have none (never wrote, or were forgotten)."""
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(data_keys.c.key_id, data_keys.c.kek_version, data_keys.c.wrapped).where(
-                    data_keys.c.user_id == user_id
-                )
-            ).first()
+        row = self._raw.one(
+            "SELECT key_id, kek_version, wrapped FROM data_keys WHERE user_id = ?", (user_id,)
+        )
         if row is None:
             return None
-        return self._unwrap(user_id, row.key_id, WrappedKey(row.kek_version, row.wrapped))
+        key_id, kek_version, wrapped = row
+        return self._unwrap(user_id, key_id, WrappedKey(kek_version, bytes(wrapped)))
 
     def key_for_write(self, user_id: str) -> UserKey:
         """The user's key, created on their first write."""

@@ -169,34 +169,45 @@ class Policy:
         return "*" if category == ALL_CATEGORIES else self._catalogue.sensitivity(category)
 
     def allows(self, request: AccessRequest) -> bool:
-        sensitivity = self._sensitivity(request.category)
-        specific, everything = request.facts.choice(request.purpose, request.category)
+        return self._decide(request, request.category, request.facts, request.expired)
+
+    def allows_row(self, request: AccessRequest, category: str, expired: bool) -> bool:
+        """`allows` for one row of a list: the request with the row's category and expiry."""
+        return self._decide(request, category, request.facts, expired)
+
+    def _decide(
+        self, request: AccessRequest, category: str, facts: SubjectFacts, expired: bool
+    ) -> bool:
+        # Called per row and per category: the cache key is built here, with no copy of the
+        # request, and a hit takes no lock (a dict read is atomic; the enforcer is not).
+        sensitivity = self._sensitivity(category)
+        specific, everything = facts.choice(request.purpose, category)
         key = (
             request.principal.role.value,
             request.action.value,
             request.purpose,
             request.relation.value,
-            request.category,
+            category,
             sensitivity,
-            request.facts.memory_enabled,
+            facts.memory_enabled,
             specific,
             everything,
-            request.expired,
+            expired,
         )
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
             decision = bool(
                 self._enforcer.enforce(
                     request.principal.role.value,
                     request.action.value,
                     request.purpose,
                     request.relation.value,
-                    request.category,
+                    category,
                     sensitivity,
-                    request.facts,
-                    request.expired,
+                    facts,
+                    expired,
                 )
             )
             if len(self._cache) >= self._CACHE_SIZE:
@@ -238,9 +249,7 @@ class Policy:
     def check_role(self, request: AccessRequest, categories: list[str]) -> None:
         """Raise unless the role may take the action on at least one category were every
         consent given: the gate before a list, whose rows are then filtered by consent."""
-        if any(
-            self.allows(replace(request, category=name, facts=FULL_CONSENT)) for name in categories
-        ):
+        if any(self._decide(request, name, FULL_CONSENT, False) for name in categories):
             return
         if request.relation is Relation.other:
             raise NotFound()
@@ -265,4 +274,4 @@ class Policy:
 
     def allowed_categories(self, request: AccessRequest, categories: list[str]) -> list[str]:
         """The categories among `categories` the request may use, with the user's facts."""
-        return [name for name in categories if self.allows(replace(request, category=name))]
+        return [name for name in categories if self._decide(request, name, request.facts, False)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, text, update
+from sqlalchemy import CursorResult, Engine, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -21,6 +21,7 @@ from memory_store.models import (
     UserSettings,
 )
 from memory_store.policy import ALL_CATEGORIES, SubjectFacts
+from memory_store.rawdb import RawDB
 
 
 @dataclass(frozen=True)
@@ -31,30 +32,104 @@ class Position:
     memory_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryRow:
+    """One row of `memories`, as the hot paths read and write it (no ORM object)."""
+
+    id: str
+    user_id: str
+    category: str
+    key_id: str
+    ciphertext: bytes
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+
+
+# Fixed SQL of the hot paths; only placeholders are ever added to these strings.
+_SELECT = (
+    "SELECT id, user_id, category, key_id, ciphertext, version, created_at, updated_at, "
+    "expires_at FROM memories "
+)
+_INSERT = (
+    "INSERT INTO memories (id, user_id, category, key_id, ciphertext, version, created_at, "
+    "updated_at, expires_at) "
+)
+
+
 class MemoryRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._raw = RawDB(engine)
 
-    def insert(self, memory: Memory) -> None:
-        with session(self._engine) as db:
-            db.add(memory)
-            db.commit()
+    def _row(self, values: tuple[Any, ...]) -> MemoryRow:
+        read_time = self._raw.read_time
+        return MemoryRow(
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            bytes(values[4]),
+            values[5],
+            read_time(values[6]),
+            read_time(values[7]),
+            read_time(values[8]),
+        )
+
+    def insert(self, memory: MemoryRow, *, max_per_user: int | None = None) -> bool:
+        """Store one memory. With `max_per_user`, only while the user has fewer memories than
+        that, decided atomically with the insert (False, nothing stored, when they have not)."""
+        raw = self._raw
+        values = (
+            memory.id,
+            memory.user_id,
+            memory.category,
+            memory.key_id,
+            memory.ciphertext,
+            memory.version,
+            raw.time(memory.created_at),
+            raw.time(memory.updated_at),
+            raw.time(memory.expires_at),
+        )
+        statement = _INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        params: tuple[Any, ...] = values
+        if max_per_user is not None:
+            statement = (
+                _INSERT + "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? > "  # noqa: S608 (placeholders only)
+                "(SELECT count(*) FROM memories WHERE user_id = ?)"
+            )
+            params = (*values, max_per_user, memory.user_id)
+        with raw.connection() as conn:
+            cursor = conn.cursor()
+            try:
+                # The count and the insert under one write lock: concurrent writes for one
+                # user cannot both pass the quota.
+                if raw.sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                else:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (memory.user_id,)
+                    )
+                cursor.execute(raw.sql(statement), params)
+                stored: bool = cursor.rowcount == 1
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cursor.close()
+        return stored
 
     def count(self, user_id: str) -> int:
         """How many memories the user has (expired ones not yet swept included)."""
-        with self._engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(Memory).where(col(Memory.user_id) == user_id)
-                ).scalar_one()
-            )
+        row = self._raw.one("SELECT count(*) FROM memories WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0
 
-    def get(self, user_id: str, memory_id: str) -> Memory | None:
+    def get(self, user_id: str, memory_id: str) -> MemoryRow | None:
         """One memory of `user_id`, expired or not (the policy decides), or None."""
-        with session(self._engine) as db:
-            return db.exec(
-                select(Memory).where(Memory.user_id == user_id, Memory.id == memory_id)
-            ).first()
+        values = self._raw.one(_SELECT + "WHERE user_id = ? AND id = ?", (user_id, memory_id))
+        return self._row(values) if values is not None else None
 
     def page(
         self,
@@ -64,28 +139,23 @@ class MemoryRepository:
         limit: int,
         categories: Sequence[str],
         after: Position | None = None,
-    ) -> Sequence[Memory]:
+    ) -> list[MemoryRow]:
         """Up to `limit` live memories of `user_id` in `categories`, newest first, after
         `after`. Expired rows are left out here so that pages stay full; the policy decides
         on each row again before it is disclosed."""
-        query = select(Memory).where(
-            Memory.user_id == user_id,
-            col(Memory.expires_at) > now,
-            col(Memory.category).in_(categories),
-        )
+        if not categories:
+            return []
+        raw = self._raw
+        marks = ", ".join("?" * len(categories))
+        statement = _SELECT + f"WHERE user_id = ? AND expires_at > ? AND category IN ({marks})"
+        params: list[Any] = [user_id, raw.time(now), *categories]
         if after is not None:
-            query = query.where(
-                or_(
-                    col(Memory.created_at) < after.created_at,
-                    and_(
-                        col(Memory.created_at) == after.created_at,
-                        col(Memory.id) < after.memory_id,
-                    ),
-                )
-            )
-        query = query.order_by(col(Memory.created_at).desc(), col(Memory.id).desc()).limit(limit)
-        with session(self._engine) as db:
-            return db.exec(query).all()
+            statement += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            at = raw.time(after.created_at)
+            params += [at, at, after.memory_id]
+        statement += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [self._row(values) for values in raw.all(statement, params)]
 
     def update(
         self,
@@ -95,7 +165,7 @@ class MemoryRepository:
         expected_version: int,
         changes: dict[str, Any],
         earlier: MemoryVersion,
-    ) -> Memory | None:
+    ) -> MemoryRow | None:
         """Apply `changes` to the memory if it is still at `expected_version`, and keep the
         version it replaces, in one transaction. None when it is gone or has moved on."""
         with session(self._engine) as db:
@@ -113,9 +183,7 @@ class MemoryRepository:
                 return None
             db.add(earlier)
             db.commit()
-            return db.exec(
-                select(Memory).where(Memory.user_id == user_id, Memory.id == memory_id)
-            ).first()
+        return self.get(user_id, memory_id)
 
     def versions(self, user_id: str, memory_id: str) -> Sequence[MemoryVersion]:
         """Earlier versions of one memory, newest first."""
@@ -134,14 +202,13 @@ class MemoryRepository:
                 .order_by(col(MemoryVersion.memory_id), col(MemoryVersion.version).desc())
             ).all()
 
-    def live(self, user_id: str, *, now: datetime) -> Sequence[Memory]:
-        """Every live memory of the user, newest first (for an export)."""
-        with session(self._engine) as db:
-            return db.exec(
-                select(Memory)
-                .where(Memory.user_id == user_id, col(Memory.expires_at) > now)
-                .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
-            ).all()
+    def live(self, user_id: str, *, now: datetime) -> list[MemoryRow]:
+        """Every live memory of the user, newest first (for an export or a ranking)."""
+        rows = self._raw.all(
+            _SELECT + "WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, id DESC",
+            (user_id, self._raw.time(now)),
+        )
+        return [self._row(values) for values in rows]
 
     def delete(self, user_id: str, memory_ids: Sequence[str]) -> int:
         """Delete memories of `user_id` and their history, for good. Returns how many."""
@@ -194,18 +261,18 @@ class ConsentRepository:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._raw = RawDB(engine)
 
     # On every request's path: one indexed round trip, no ORM objects.
-    _FACTS = text(
-        "SELECT purpose, category, granted FROM consents WHERE user_id = :user_id "
+    _FACTS = (
+        "SELECT purpose, category, granted FROM consents WHERE user_id = ? "
         "UNION ALL "
-        "SELECT NULL, NULL, memory_enabled FROM user_settings WHERE user_id = :user_id"
+        "SELECT NULL, NULL, memory_enabled FROM user_settings WHERE user_id = ?"
     )
 
     def facts(self, user_id: str) -> SubjectFacts:
         """Everything a policy decision needs to know about the user's choices."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(self._FACTS, {"user_id": user_id}).all()
+        rows = self._raw.all(self._FACTS, (user_id, user_id))
         memory_enabled = True
         choices: dict[tuple[str, str], bool] = {}
         for purpose, category, flag in rows:
@@ -346,6 +413,7 @@ def _choice_name(granted: bool) -> str:
 class TokenRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._raw = RawDB(engine)
 
     def insert(self, token: ApiToken) -> None:
         with session(self._engine) as db:
@@ -353,8 +421,26 @@ class TokenRepository:
             db.commit()
 
     def find_by_hash(self, token_hash: str) -> ApiToken | None:
-        with session(self._engine) as db:
-            return db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+        """Every request's token lookup (by its unique index), so below the ORM."""
+        values = self._raw.one(
+            "SELECT id, prefix, name, role, user_id, created_at, revoked_at "
+            "FROM api_tokens WHERE token_hash = ?",
+            (token_hash,),
+        )
+        if values is None:
+            return None
+        token_id, prefix, name, role, user_id, created_at, revoked_at = values
+        read_time = self._raw.read_time
+        return ApiToken(
+            id=token_id,
+            token_hash=token_hash,
+            prefix=prefix,
+            name=name,
+            role=role,
+            user_id=user_id,
+            created_at=read_time(created_at),
+            revoked_at=read_time(revoked_at) if revoked_at is not None else None,
+        )
 
     def names(self, token_ids: set[str]) -> dict[str, str]:
         """Token id -> the name it was issued under (what a user sees as "who")."""

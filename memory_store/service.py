@@ -31,10 +31,10 @@ from memory_store.errors import (
     QuotaExceeded,
 )
 from memory_store.keystore import DataKeyring
-from memory_store.models import Memory, MemoryVersion
+from memory_store.models import MemoryVersion
 from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
 from memory_store.ranking import bm25
-from memory_store.repository import ConsentRepository, MemoryRepository, Position
+from memory_store.repository import ConsentRepository, MemoryRepository, MemoryRow, Position
 from memory_store.schemas import (
     ContextItem,
     ContextResult,
@@ -134,7 +134,7 @@ class MemoryService:
         except Problem as problem:
             self._deny(request, action, problem)
 
-    def _one(self, request: AccessRequest, action: str, memory_id: str, now: datetime) -> Memory:
+    def _one(self, request: AccessRequest, action: str, memory_id: str, now: datetime) -> MemoryRow:
         """The memory a request names, once the policy allows the request on it (its role,
         then its category, expiry and the user's consent); every refusal audited."""
         self._gate_role(request, action)
@@ -174,18 +174,14 @@ class MemoryService:
                 latest_allowed=limit.isoformat(),
             )
         if self._memories.count(user_id) >= self._max_memories:
-            raise QuotaExceeded(
-                f"This user already has {self._max_memories} memories, the most allowed; "
-                "older ones must be forgotten first",
-                limit=self._max_memories,
-            )
+            raise self._quota_exceeded()
         try:
             key = self._keyring.key_for_write(user_id)
         except DecryptionError:
             raise KeysUnavailable("This user's data key cannot be opened") from None
         memory_id = new_memory_id()
         payload = json.dumps({"content": body.content, "source": body.source}).encode()
-        row = Memory(
+        row = MemoryRow(
             id=memory_id,
             user_id=user_id,
             category=category.name,
@@ -206,8 +202,18 @@ class MemoryService:
             purpose=purpose,
             result_count=1,
         )
-        self._memories.insert(row)
+        if not self._memories.insert(row, max_per_user=self._max_memories):
+            # Concurrent writes filled the quota after the check above: the insert, which
+            # counts again under the write lock, stored nothing. Recorded as refused.
+            self._deny(request, "memory.write", self._quota_exceeded(), [memory_id])
         return _public(row, body.content, body.source)
+
+    def _quota_exceeded(self) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"This user already has {self._max_memories} memories, the most allowed; "
+            "older ones must be forgotten first",
+            limit=self._max_memories,
+        )
 
     def update_own(
         self,
@@ -440,7 +446,7 @@ class MemoryService:
         categories = self._policy.allowed_categories(request, wanted)
         terms = query.q.casefold().split() if query.q else []
         now = utc_now()
-        rows: Sequence[Memory] = []
+        rows: Sequence[MemoryRow] = []
         more = False
         if categories and not terms:
             page = self._memories.page(
@@ -494,11 +500,11 @@ class MemoryService:
                 after=after,
             )
             for row in self._visible(request, rows, now):
-                memory = _reveal(key, row)
-                if _matches(memory.content, terms):
+                content, source = _open(key, row)
+                if _matches(content, terms):
                     if len(found) == limit:
                         return found, True
-                    found.append(memory)
+                    found.append(_public(row, content, source))
             if len(rows) < _SCAN_BATCH:
                 return found, False
             after = Position(rows[-1].created_at, rows[-1].id)
@@ -506,11 +512,12 @@ class MemoryService:
     # -- the one place contents are disclosed -----------------------------------------------
 
     def _visible(
-        self, request: AccessRequest, rows: Sequence[Memory], now: datetime
-    ) -> list[Memory]:
+        self, request: AccessRequest, rows: Sequence[MemoryRow], now: datetime
+    ) -> list[MemoryRow]:
         """The rows the policy lets this request see, each decided on its own category and
         expiry (cached decisions, so this is cheap)."""
-        return [row for row in rows if self._policy.allows(_for_row(request, row, now))]
+        allows_row = self._policy.allows_row
+        return [row for row in rows if allows_row(request, row.category, row.expires_at <= now)]
 
     def _read_key(self, user_id: str) -> UserKey | None:
         try:
@@ -532,7 +539,7 @@ class MemoryService:
         )
 
     def _disclose(
-        self, request: AccessRequest, action: str, rows: Sequence[Memory]
+        self, request: AccessRequest, action: str, rows: Sequence[MemoryRow]
     ) -> list[MemoryPublic]:
         """Record the read, and only once it is committed, decrypt: one key for all rows."""
         key = self._read_key(request.subject_user_id) if rows else None
@@ -540,21 +547,26 @@ class MemoryService:
         return [_reveal(key, row) for row in rows]
 
 
-def _for_row(request: AccessRequest, row: Memory, now: datetime) -> AccessRequest:
+def _for_row(request: AccessRequest, row: MemoryRow, now: datetime) -> AccessRequest:
     return replace(request, category=row.category, expired=row.expires_at <= now)
 
 
-def _reveal(key: UserKey | None, row: Memory) -> MemoryPublic:
+def _open(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
+    """(content, source) of a row, or one opaque MemoryUnreadable."""
     try:
         if key is None or row.key_id != key.key_id:
             raise DecryptionError
         payload = json.loads(open_sealed(key, row.ciphertext, row.id))
-    except (DecryptionError, ValueError):
+        return payload["content"], payload.get("source")
+    except (DecryptionError, ValueError, KeyError, TypeError):
         raise MemoryUnreadable(
             "This memory cannot be decrypted: it was altered, moved, or its key destroyed",
             memory_id=row.id,
         ) from None
-    return _public(row, payload["content"], payload.get("source"))
+
+
+def _reveal(key: UserKey | None, row: MemoryRow) -> MemoryPublic:
+    return _public(row, *_open(key, row))
 
 
 def _version_binding(memory_id: str, version: int) -> str:
@@ -584,7 +596,7 @@ def _reveal_version(key: UserKey | None, row: MemoryVersion) -> MemoryVersionPub
     )
 
 
-def _public(row: Memory, content: str, source: str | None) -> MemoryPublic:
+def _public(row: MemoryRow, content: str, source: str | None) -> MemoryPublic:
     return MemoryPublic(
         id=row.id,
         user_id=row.user_id,

@@ -3,17 +3,22 @@ CORS unless configured."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
+from sqlalchemy import text
 
 from memory_store.app import create_app
 from memory_store.config import Settings
+from memory_store.errors import QuotaExceeded
 from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.schemas import MemoryCreate
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token, write_memory
 
 
@@ -89,6 +94,36 @@ def _quota(client: TestClient, runtime: Runtime) -> None:
     write_memory(client, assistant, user_id="bob", content="bob has room")
     client.delete(f"/v1/me/memories/{first['id']}", headers=bearer(alice))
     write_memory(client, assistant, content="three, now that there is room")
+
+
+def test_concurrent_writes_cannot_overshoot_the_quota(tmp_path: Path) -> None:
+    """The count and the insert are one atomic step: writers racing for the last places
+    store exactly up to the quota, and every other one is refused with 409."""
+    settings = Settings(
+        data_dir=tmp_path / "var", retention_sweep_seconds=0, max_memories_per_user=5
+    )
+    runtime = open_runtime(settings)
+    try:
+        assistant = runtime.tokens.authenticate(f"Bearer {issue_token(runtime, Role.assistant)}")
+        barrier = threading.Barrier(12)
+
+        def write(n: int) -> str:
+            barrier.wait()
+            try:
+                body = MemoryCreate(content=f"racing write {n}", category="preferences")
+                runtime.memories.write(assistant, "alice", PURPOSE, body)
+            except QuotaExceeded:
+                return "refused"
+            return "stored"
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            outcomes = list(pool.map(write, range(12)))
+        assert outcomes.count("stored") == 5 and outcomes.count("refused") == 7
+        with runtime.engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM memories")).scalar_one()
+        assert stored == 5
+    finally:
+        runtime.close()
 
 
 def test_no_cors_headers_unless_origins_are_configured(tmp_path: Path) -> None:
