@@ -22,6 +22,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +55,20 @@ class UserKey:
     user_id: str
     key_id: str
     secret: bytes = field(repr=False)
+
+    # Derived once per unwrapped key, not per memory or per audit record: the keyring hands
+    # out the same UserKey while its unwrap is cached.
+    @cached_property
+    def aead(self) -> AESGCM:
+        return AESGCM(self.secret)
+
+    @cached_property
+    def pseudonym(self) -> str:
+        """See `pseudonym()`."""
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"memory-store/audit-pseudonym/1"
+        ).derive(self.secret)
+        return "ps_" + hmac.new(derived, self.user_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class KeyProvider(Protocol):
@@ -92,7 +107,7 @@ def seal(key: UserKey, plaintext: bytes, memory_id: str) -> bytes:
     """Encrypt `plaintext` for one memory of the key's user."""
     nonce = secrets.token_bytes(NONCE_BYTES)
     aad = content_aad(key.user_id, memory_id, key.key_id)
-    return bytes([CONTENT_FORMAT]) + nonce + AESGCM(key.secret).encrypt(nonce, plaintext, aad)
+    return bytes([CONTENT_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, aad)
 
 
 def open_sealed(key: UserKey, blob: bytes, memory_id: str) -> bytes:
@@ -101,9 +116,7 @@ def open_sealed(key: UserKey, blob: bytes, memory_id: str) -> bytes:
         raise DecryptionError
     nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
-        return AESGCM(key.secret).decrypt(
-            nonce, body, content_aad(key.user_id, memory_id, key.key_id)
-        )
+        return key.aead.decrypt(nonce, body, content_aad(key.user_id, memory_id, key.key_id))
     except (InvalidTag, ValueError):
         raise DecryptionError from None
 
@@ -276,10 +289,7 @@ class LocalKeyFileProvider:
 def pseudonym(key: UserKey) -> str:
     """The user's pseudonym in the audit trail: a keyed hash of their id, under a key derived
     from their data key. Destroying the data key makes it impossible to link again."""
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"memory-store/audit-pseudonym/1"
-    ).derive(key.secret)
-    return "ps_" + hmac.new(derived, key.user_id.encode(), hashlib.sha256).hexdigest()[:32]
+    return key.pseudonym
 
 
 def new_data_key() -> tuple[str, bytes]:

@@ -79,7 +79,7 @@ class DataKeyring:
         self._raw = RawDB(engine)
         self._provider = provider
         # (user, key id, KEK version, wrapped bytes) -> (unwrapped key, when it was unwrapped)
-        self._cache: OrderedDict[tuple[str, str, int, bytes], tuple[bytes, datetime]] = (
+        self._cache: OrderedDict[tuple[str, str, int, bytes], tuple[UserKey, datetime]] = (
             OrderedDict()
         )
         self._cache_lock = threading.Lock()
@@ -120,20 +120,22 @@ class DataKeyring:
     def _unwrap(self, user_id: str, key_id: str, wrapped: WrappedKey) -> UserKey:
         cache_key = (user_id, key_id, wrapped.kek_version, wrapped.blob)
         now = utc_now()
-        secret: bytes | None = None
         with self._cache_lock:
             cached = self._cache.get(cache_key)
             if cached is not None and now - cached[1] < self._CACHE_TTL:
-                secret = cached[0]
                 self._cache.move_to_end(cache_key)
-        if secret is None:
-            secret = self._provider.unwrap(wrapped, user_id)
-            with self._cache_lock:
-                self._cache[cache_key] = (secret, now)
-                self._cache.move_to_end(cache_key)
-                while len(self._cache) > self._CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return UserKey(user_id=user_id, key_id=key_id, secret=secret)
+                return cached[0]
+        # The same UserKey object while cached, so what it derives (cipher, pseudonym) is
+        # derived once, not per request.
+        key = UserKey(
+            user_id=user_id, key_id=key_id, secret=self._provider.unwrap(wrapped, user_id)
+        )
+        with self._cache_lock:
+            self._cache[cache_key] = (key, now)
+            self._cache.move_to_end(cache_key)
+            while len(self._cache) > self._CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return key
 
     def _forget_cached(self, user_id: str) -> None:
         with self._cache_lock:
@@ -197,10 +199,14 @@ class DataKeyring:
         """Destroy KEK `version`, refused while any data key is still wrapped by it."""
         self._provider.retire_version(version, in_use=lambda: self.wrapped_by(version))
 
-    def destroy(self, user_id: str) -> bool:
-        """Crypto-shred: delete the user's wrapped key. True if there was one."""
+    def destroy(self, user_id: str, *, key_id: str | None = None) -> bool:
+        """Crypto-shred: delete the user's wrapped key (only if it is `key_id`, when given).
+        True if there was one."""
+        condition = data_keys.c.user_id == user_id
+        if key_id is not None:
+            condition = condition & (data_keys.c.key_id == key_id)
         with self._engine.begin() as conn:
-            deleted = conn.execute(delete(data_keys).where(data_keys.c.user_id == user_id))
+            deleted = conn.execute(delete(data_keys).where(condition))
         self._forget_cached(user_id)
         return bool(deleted.rowcount)
 

@@ -117,6 +117,18 @@ class UserSettings(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class MemoryErasure(SQLModel, table=True):
+    """A forgotten user's rows still being deleted: those encrypted under `key_id`, a data key
+    already destroyed. Reads skip them at once; the eraser deletes them in batches, destroys
+    the key if it is somehow still there, and then this row. After a crash it resumes."""
+
+    __tablename__ = "memory_erasures"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    key_id: str = Field(primary_key=True, max_length=32)
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class AuditRow(SQLModel, table=True):
     """One audit record as stored: the fields of audit.AuditRecord, chained by hash."""
 

@@ -182,11 +182,11 @@ class Policy:
         # request, and a hit takes no lock (a dict read is atomic; the enforcer is not).
         sensitivity = self._sensitivity(category)
         specific, everything = facts.choice(request.purpose, category)
-        key = (
-            request.principal.role.value,
-            request.action.value,
+        key = (  # enum members, not .value: the descriptor costs more than the hash
+            request.principal.role,
+            request.action,
             request.purpose,
-            request.relation.value,
+            request.relation,
             category,
             sensitivity,
             facts.memory_enabled,

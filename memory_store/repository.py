@@ -52,6 +52,11 @@ _SELECT = (
     "SELECT id, user_id, category, key_id, ciphertext, version, created_at, updated_at, "
     "expires_at FROM memories "
 )
+# Rows of a forgotten user still being deleted (see erasure.py) are invisible to every read.
+_NOT_ERASED = (
+    " AND NOT EXISTS (SELECT 1 FROM memory_erasures e "
+    "WHERE e.user_id = memories.user_id AND e.key_id = memories.key_id)"
+)
 _INSERT = (
     "INSERT INTO memories (id, user_id, category, key_id, ciphertext, version, created_at, "
     "updated_at, expires_at) "
@@ -128,7 +133,9 @@ class MemoryRepository:
 
     def get(self, user_id: str, memory_id: str) -> MemoryRow | None:
         """One memory of `user_id`, expired or not (the policy decides), or None."""
-        values = self._raw.one(_SELECT + "WHERE user_id = ? AND id = ?", (user_id, memory_id))
+        values = self._raw.one(
+            _SELECT + "WHERE user_id = ? AND id = ?" + _NOT_ERASED, (user_id, memory_id)
+        )
         return self._row(values) if values is not None else None
 
     def page(
@@ -147,7 +154,11 @@ class MemoryRepository:
             return []
         raw = self._raw
         marks = ", ".join("?" * len(categories))
-        statement = _SELECT + f"WHERE user_id = ? AND expires_at > ? AND category IN ({marks})"
+        statement = (
+            _SELECT
+            + f"WHERE user_id = ? AND expires_at > ? AND category IN ({marks})"
+            + _NOT_ERASED
+        )
         params: list[Any] = [user_id, raw.time(now), *categories]
         if after is not None:
             statement += " AND (created_at < ? OR (created_at = ? AND id < ?))"
@@ -205,7 +216,10 @@ class MemoryRepository:
     def live(self, user_id: str, *, now: datetime) -> list[MemoryRow]:
         """Every live memory of the user, newest first (for an export or a ranking)."""
         rows = self._raw.all(
-            _SELECT + "WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, id DESC",
+            _SELECT
+            + "WHERE user_id = ? AND expires_at > ?"
+            + _NOT_ERASED
+            + " ORDER BY created_at DESC, id DESC",
             (user_id, self._raw.time(now)),
         )
         return [self._row(values) for values in rows]
@@ -228,12 +242,11 @@ class MemoryRepository:
             return int(result.rowcount)
 
     def ids_in_category(self, user_id: str, category: str) -> list[str]:
-        with session(self._engine) as db:
-            return list(
-                db.exec(
-                    select(Memory.id).where(Memory.user_id == user_id, Memory.category == category)
-                ).all()
-            )
+        rows = self._raw.all(
+            "SELECT id FROM memories WHERE user_id = ? AND category = ?" + _NOT_ERASED,  # noqa: S608
+            (user_id, category),
+        )
+        return [row[0] for row in rows]
 
     def purge_expired(self, *, now: datetime, batch_size: int = 1000) -> int:
         """Delete, for good, every memory whose expires_at has passed. Batched, so that a
@@ -371,39 +384,6 @@ class ConsentRepository:
             )
             db.commit()
             return row
-
-
-@dataclass(frozen=True)
-class ErasureCounts:
-    memories: int
-    memory_versions: int
-    consent_choices: int
-    consent_history: int
-    settings: int
-    tokens: int
-
-
-def erase_user(engine: Engine, user_id: str) -> ErasureCounts:
-    """Delete every row keyed to the user, in every table of the memory database, in one
-    transaction: memories and their history, consents and their history, settings, and the
-    user's tokens (a token row names its user, and would link the audit trail back)."""
-    tables = {  # versions before the memories they belong to
-        "memory_versions": (MemoryVersion, MemoryVersion.user_id),
-        "memories": (Memory, Memory.user_id),
-        "consent_choices": (ConsentChoice, ConsentChoice.user_id),
-        "consent_history": (ConsentEvent, ConsentEvent.user_id),
-        "settings": (UserSettings, UserSettings.user_id),
-        "tokens": (ApiToken, ApiToken.user_id),
-    }
-    counts: dict[str, int] = {}
-    with session(engine) as db:
-        for name, (table, column) in tables.items():
-            result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
-                delete(table).where(col(column) == user_id)
-            )
-            counts[name] = int(result.rowcount)
-        db.commit()
-    return ErasureCounts(**counts)
 
 
 def _choice_name(granted: bool) -> str:

@@ -4,18 +4,18 @@ forget it all (Art. 17). Forgetting is crypto-shredding first: the data key goes
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from memory_store.audit_service import AuditService
 from memory_store.auditing import Auditor
 from memory_store.auth import Principal
 from memory_store.clock import utc_now
 from memory_store.consents import ConsentService
+from memory_store.erasure import Eraser, truncate_wal
 from memory_store.errors import Problem
 from memory_store.keystore import DataKeyring
 from memory_store.logging import get_logger
 from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy
-from memory_store.repository import erase_user
 from memory_store.schemas import (
     AccessLogEntry,
     ErasureReceipt,
@@ -31,7 +31,6 @@ _log = get_logger("memory_store.rights")
 class UserRightsService:
     def __init__(
         self,
-        engine: Engine,
         keystore_engine: Engine,
         memories: MemoryService,
         consents: ConsentService,
@@ -39,8 +38,9 @@ class UserRightsService:
         keyring: DataKeyring,
         policy: Policy,
         auditor: Auditor,
+        eraser: Eraser,
     ) -> None:
-        self._engine = engine
+        self._eraser = eraser
         self._keystore_engine = keystore_engine
         self._memories = memories
         self._consents = consents
@@ -93,9 +93,13 @@ class UserRightsService:
 
         1. The erasure is audited first, under the user's pseudonym (the last record that
            can be linked to them, and only while their key exists).
-        2. Their data key is destroyed, and the key store's WAL truncated: from here on,
+        2. Their memories are marked for deletion (invisible from here on) and counted, and
+           every other row keyed to them (consents, settings, tokens) is deleted.
+        3. Their data key is destroyed, and the key store's WAL truncated: from here on,
            no copy of their memories anywhere (a backup, a free page) can be decrypted.
-        3. Every row keyed to them is deleted in one transaction, their tokens included.
+        4. Their memory rows are deleted: here when they are few (Eraser.INLINE_ROWS), else
+           by the eraser thread in batches (see erasure.py), so that forgetting 10,000
+           memories does not keep the user waiting. The receipt says which.
         """
         user_id = principal.user_id or ""
         try:
@@ -106,10 +110,14 @@ class UserRightsService:
         record = self._auditor.record(
             principal, "user.forget", subject_user_id=user_id, purpose=SELF_SERVICE
         )
+        counts = self._eraser.begin(user_id, utc_now())
         destroyed = self._keyring.destroy(user_id)
-        _truncate_wal(self._keystore_engine)
-        counts = erase_user(self._engine, user_id)
-        _truncate_wal(self._engine)
+        truncate_wal(self._keystore_engine)
+        complete = False
+        if counts.memories + counts.memory_versions <= Eraser.INLINE_ROWS:
+            complete = self._eraser.finish_user(user_id)
+        if not complete:
+            self._eraser.wake()
         self._policy.clear_cache()
         _log.info("user_forgotten", audit_seq=record.seq)
         return ErasureReceipt(
@@ -122,14 +130,6 @@ class UserRightsService:
             settings=counts.settings,
             tokens=counts.tokens,
             data_key_destroyed=destroyed,
+            rows_deleted=complete,
             audit_seq=record.seq,
         )
-
-
-def _truncate_wal(engine: Engine) -> None:
-    """Move the WAL into the database and empty it, so deleted pages do not linger there.
-    SQLite only; elsewhere the database's own vacuuming applies."""
-    if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

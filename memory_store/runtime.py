@@ -17,6 +17,7 @@ from memory_store.config import Settings
 from memory_store.consents import ConsentService
 from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
+from memory_store.erasure import Eraser
 from memory_store.errors import KeyProviderError
 from memory_store.keystore import DataKeyring, wrapped_key_counts
 from memory_store.limits import Limits, RateLimiter
@@ -46,6 +47,7 @@ class Runtime:
     audit: AuditService
     rights: UserRightsService
     limits: Limits
+    eraser: Eraser
 
     def ready(self) -> None:
         """Raise unless the databases answer and the key file is usable."""
@@ -55,7 +57,9 @@ class Runtime:
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        """Flush the audit trail (and sign its end), then release the databases."""
+        """Stop the eraser, flush the audit trail (and sign its end), then release the
+        databases."""
+        self.eraser.close()
         self.audit_log.close()
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
             engine.dispose()
@@ -119,6 +123,8 @@ def open_runtime(settings: Settings) -> Runtime:
     )
     auditor = Auditor(audit_log, keyring)
     memory_repository = MemoryRepository(engine)
+    eraser = Eraser(engine, keyring)
+    eraser.start()  # resumes any erasure a previous run left unfinished
     consent_repository = ConsentRepository(engine)
     token_repository = TokenRepository(engine)
     memories = MemoryService(
@@ -149,8 +155,9 @@ def open_runtime(settings: Settings) -> Runtime:
         tokens=TokenService(token_repository, auditor),
         audit=audit,
         rights=UserRightsService(
-            engine, keystore_engine, memories, consents, audit, keyring, policy, auditor
+            keystore_engine, memories, consents, audit, keyring, policy, auditor, eraser
         ),
+        eraser=eraser,
         limits=Limits(
             assistant=RateLimiter(
                 per_minute=settings.assistant_rate_limit_per_minute,

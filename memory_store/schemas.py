@@ -285,6 +285,11 @@ class ErasureReceipt(BaseModel):
         description="Your data key is destroyed: any copy of your memories left anywhere "
         "(a backup, a free page) can no longer be decrypted."
     )
+    rows_deleted: bool = Field(
+        description="True when every row was deleted before this answer. False when there "
+        "were many: they are already unreadable and invisible, and are being deleted in the "
+        "background, in batches (seconds for thousands)."
+    )
     audit_seq: int = Field(description="The audit record of this erasure.")
 
 

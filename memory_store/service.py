@@ -516,8 +516,16 @@ class MemoryService:
     ) -> list[MemoryRow]:
         """The rows the policy lets this request see, each decided on its own category and
         expiry (cached decisions, so this is cheap)."""
-        allows_row = self._policy.allows_row
-        return [row for row in rows if allows_row(request, row.category, row.expires_at <= now)]
+        decided: dict[tuple[str, bool], bool] = {}  # a page has few (category, expired) pairs
+        visible = []
+        for row in rows:
+            fact = (row.category, row.expires_at <= now)
+            allowed = decided.get(fact)
+            if allowed is None:
+                allowed = decided[fact] = self._policy.allows_row(request, *fact)
+            if allowed:
+                visible.append(row)
+        return visible
 
     def _read_key(self, user_id: str) -> UserKey | None:
         try:
@@ -556,7 +564,7 @@ def _open(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
     try:
         if key is None or row.key_id != key.key_id:
             raise DecryptionError
-        payload = json.loads(open_sealed(key, row.ciphertext, row.id))
+        payload = json.loads(open_sealed(key, row.ciphertext, row.id).decode())
         return payload["content"], payload.get("source")
     except (DecryptionError, ValueError, KeyError, TypeError):
         raise MemoryUnreadable(

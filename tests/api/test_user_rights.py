@@ -286,6 +286,7 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
         1,
     )
     assert receipt["tokens"] == 1 and receipt["data_key_destroyed"] is True
+    assert receipt["rows_deleted"] is True  # a few rows: deleted before the answer
 
     # Nothing keyed to alice remains, in any table, and no key to read a copy with.
     for table in (
