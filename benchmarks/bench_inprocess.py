@@ -42,7 +42,7 @@ from typing import Any
 
 from audit import AuditRecord, SigningKey, seal
 from benchmarks import peer
-from benchmarks.common import Row, per_second, target
+from benchmarks.common import Row, per_second, per_second_concurrent, target
 from benchmarks.floor import SqliteFloor
 from memory_store.audit_store import format_time
 from memory_store.auth import Principal
@@ -59,6 +59,7 @@ CATEGORIES = ("preferences", "profile", "work", "relationships", "interests", "l
 # Writes go round-robin to this many users: none nears the per-user quota (10,000), whose
 # check counts the user's memories on every write.
 WRITERS = 100
+CALLERS = 8  # concurrent callers in the "under load" rows
 KEYWORD = "kiwi"  # in one memory in a hundred: a search scans all of them, finds a few
 # Filler rows are never decrypted: any bytes of a real ciphertext's length will do.
 FILLER_CIPHERTEXT = b"\x01" + bytes(range(95))
@@ -180,12 +181,27 @@ def _hot_paths(tmp: Path, sizes: Sizes) -> list[Row]:
 
         found = operations[("search", "memory-store")]()
         assert len(found.items) == sizes.search_memories // 100  # type: ignore[attr-defined]
-        rates: dict[tuple[str, str], list[float]] = {name: [] for name in operations}
-        names = list(operations)
+        measures: dict[tuple[str, str], Callable[[], float]] = {
+            name: (lambda op=op: per_second(op, seconds=sizes.seconds))  # type: ignore[misc]
+            for name, op in operations.items()
+        }
+        # The same operations from CALLERS threads at once: a service's load, where the
+        # audit trail's group commit shares one fsync among concurrent requests. The peer
+        # gets the same callers (SqliteStore serialises them on its connection).
+        for op in ("write", "list 20"):
+            for who in ("memory-store", "LangGraph"):
+                if (op, who) in operations:
+                    measures[(f"{op} x{CALLERS}", who)] = lambda fn=operations[(op, who)]: (
+                        per_second_concurrent(  # type: ignore[misc]
+                            fn, callers=CALLERS, seconds=sizes.seconds
+                        )
+                    )
+        rates: dict[tuple[str, str], list[float]] = {name: [] for name in measures}
+        names = list(measures)
         for run in range(sizes.runs):  # interleaved, and the order rotates run by run
             shift = run * 3 % len(names)
             for name in names[shift:] + names[:shift]:
-                rates[name].append(per_second(operations[name], seconds=sizes.seconds))
+                rates[name].append(measures[name]())
     finally:
         runtime.close()
         floor.close()
@@ -198,6 +214,32 @@ def _hot_paths(tmp: Path, sizes: Sizes) -> list[Row]:
         "get": "get one",
         "list 20": "list 20 by user",
     }
+    for op in ("write", "list 20"):
+        name = f"{op} x{CALLERS}"
+        rows.append(
+            Row(
+                f"{labels[op]}, {CALLERS} callers: memory-store",
+                statistics.median(rates[(name, "memory-store")]),
+                "/s",
+            )
+        )
+        if lang is not None:
+            rows.append(
+                Row(
+                    f"{labels[op]}, {CALLERS} callers: LangGraph SqliteStore",
+                    statistics.median(rates[(name, "LangGraph")]),
+                    "/s",
+                )
+            )
+            ratio = _ratio(rates[(name, "memory-store")], rates[(name, "LangGraph")])
+            rows.append(
+                Row(
+                    f"ratio {op}, {CALLERS} callers: memory-store / LangGraph",
+                    ratio,
+                    "x",
+                    target(ratio >= 1.0, ">= 1.0"),
+                )
+            )
     for op, label in labels.items():
         rows.append(
             Row(f"{label}: memory-store", statistics.median(rates[(op, "memory-store")]), "/s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,3 +55,29 @@ def per_second(operation: Callable[[], object], *, seconds: float, min_calls: in
 def target(met: bool, goal: str) -> str:
     """The note of a row that has a target: whether this run met it."""
     return f"target {goal}: {'met' if met else 'MISSED'}"
+
+
+def per_second_concurrent(
+    operation: Callable[[], object], *, callers: int, seconds: float
+) -> float:
+    """How many calls of `operation` `callers` threads complete per second together: the
+    throughput of a service under concurrent load, where commits can be shared."""
+    deadline = time.perf_counter() + seconds
+    counts = [0] * callers
+    barrier = threading.Barrier(callers + 1)
+
+    def caller(slot: int) -> None:
+        barrier.wait()
+        while time.perf_counter() < deadline:
+            operation()
+            counts[slot] += 1
+
+    threads = [threading.Thread(target=caller, args=(slot,)) for slot in range(callers)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    deadline = started + seconds
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)

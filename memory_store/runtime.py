@@ -22,6 +22,7 @@ from memory_store.errors import KeyProviderError
 from memory_store.keystore import DataKeyring, wrapped_key_counts
 from memory_store.limits import Limits, RateLimiter
 from memory_store.policy import Policy
+from memory_store.rawdb import close_thread_connections
 from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
 from memory_store.retention import RetentionSweeper
 from memory_store.rights import UserRightsService
@@ -62,6 +63,7 @@ class Runtime:
         self.eraser.close()
         self.audit_log.close()
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
+            close_thread_connections(engine)
             engine.dispose()
 
 
