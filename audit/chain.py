@@ -23,5 +23,9 @@ def chain_hash(record: AuditRecord) -> str:
 
 def seal(record: AuditRecord, *, seq: int, prev: str) -> AuditRecord:
     """Give a record its place in the chain: sequence number, previous hash, own hash."""
-    placed = replace(record, seq=seq, prev=prev, hash="")
-    return replace(placed, hash=chain_hash(placed))
+    # The body of the placed record, without building the placed record twice.
+    body = record.body()
+    body["seq"] = seq
+    body["prev"] = prev
+    digest = hashlib.sha256(RECORD_DOMAIN + canonical(body)).hexdigest()
+    return replace(record, seq=seq, prev=prev, hash=digest)

@@ -45,7 +45,9 @@ class Verifier:
         self._public_key = public_key
         self._expected_seq = 1
         self._prev = GENESIS
-        self._hashes: dict[int, str] = {}
+        # The hash of each accepted record n, raw, at [32(n-1), 32n): checkpoints may come
+        # after the records they name, so every hash is kept, at 32 bytes (not a dict entry).
+        self._digests = bytearray()
         self._records = 0
         self._checkpoints: list[Checkpoint] = []
         self._bad: tuple[int, str] | None = None
@@ -67,7 +69,7 @@ class Verifier:
             else:
                 # A genuine (or validly sealed) record for an earlier place forks or replays the
                 # chain there; anything else is this place's record with its seq altered.
-                earlier = GENESIS if record.seq == 1 else self._hashes.get(record.seq - 1)
+                earlier = GENESIS if record.seq == 1 else self._hash_at(record.seq - 1)
                 forks = record.prev == earlier and chain_hash(record) == record.hash
                 at = record.seq if forks else self._expected_seq
                 self._fail(
@@ -85,9 +87,15 @@ class Verifier:
         if record.outcome not in OUTCOMES:
             self._fail(record.seq, f"record {record.seq} has an unknown outcome")
             return
-        self._hashes[record.seq] = record.hash
+        self._digests += bytes.fromhex(record.hash)  # hex: it equals a hexdigest
         self._prev = record.hash
         self._expected_seq += 1
+
+    def _hash_at(self, seq: int) -> str | None:
+        """The hash of accepted record `seq`, or None if there is none."""
+        if seq < 1 or seq * 32 > len(self._digests):
+            return None
+        return self._digests[(seq - 1) * 32 : seq * 32].hex()
 
     def fail_next(self, problem: str) -> None:
         """The export is unreadable at the next record's place."""
@@ -111,7 +119,7 @@ class Verifier:
                     f"{checkpoint.seq}: records were cut off",
                 )
                 break
-            if self._hashes.get(checkpoint.seq) != checkpoint.hash:
+            if self._hash_at(checkpoint.seq) != checkpoint.hash:
                 self._fail(
                     checkpoint.seq,
                     f"record {checkpoint.seq} differs from signed checkpoint {checkpoint.seq}: "

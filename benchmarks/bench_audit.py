@@ -4,10 +4,15 @@
 they can. With the real trail each read waits for the group commit that holds its record
 (SQLite, synchronous=FULL); with the no-op writer it does not wait at all. Group commit
 should keep the audited rate above half the unaudited one.
+
+Then one caller appending alone (each batch one record), against a floor measured in the same
+run: the writer's transaction (BEGIN IMMEDIATE, move the head, insert a row, commit) in plain
+sqlite3 with the same pragmas.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -15,7 +20,7 @@ import time
 from pathlib import Path
 
 from audit import AuditRecord
-from benchmarks.common import Row
+from benchmarks.common import Row, median_us
 from memory_store.auditing import Auditor
 from memory_store.auth import Principal
 from memory_store.config import Settings
@@ -72,6 +77,56 @@ def _reads_per_second(runtime: Runtime, targets: list[tuple[str, str]], seconds:
     return sum(done) / (time.perf_counter() - started)
 
 
+def _sqlite_floor(path: Path) -> sqlite3.Connection:
+    """A head row and a table of 15 columns with the trail's three indexes, under the audit
+    database's pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "busy_timeout=30000",
+        "secure_delete=ON",
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("CREATE TABLE head (id INTEGER PRIMARY KEY, seq INTEGER, hash TEXT)")
+    conn.execute("INSERT INTO head VALUES (1, 0, '')")
+    columns = ", ".join(f"c{i} TEXT" for i in range(14))
+    conn.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, {columns})")
+    for index in ("c6, seq", "c0", "c1, seq"):  # subject, at, actor
+        conn.execute(f"CREATE INDEX ix_{index[:2]} ON records ({index})")
+    return conn
+
+
+def _append_rows(runtime: Runtime, tmp: Path, runs: int, calls: int) -> list[Row]:
+    floor = _sqlite_floor(tmp / "floor.db")
+    seq = 0
+
+    def floor_append() -> None:
+        nonlocal seq
+        seq += 1
+        floor.execute("BEGIN IMMEDIATE")
+        floor.execute(
+            "UPDATE head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?", (seq, "h" * 64, seq - 1)
+        )
+        floor.execute(f"INSERT INTO records VALUES (?{', ?' * 14})", (seq, *["x" * 20] * 14))
+        floor.execute("COMMIT")
+
+    def append() -> None:
+        runtime.auditor.record(ASSISTANT, "bench.append", purpose="personalization")
+
+    appended, floors, ratios = [], [], []
+    for _ in range(runs):  # interleaved, as above
+        appended.append(median_us(append, calls=calls, runs=1))
+        floors.append(median_us(floor_append, calls=calls, runs=1))
+        ratios.append(appended[-1] / floors[-1])
+    floor.close()
+    return [
+        Row("audit append, one caller", statistics.median(appended), "us"),
+        Row("floor: the same transaction in plain sqlite3", statistics.median(floors), "us"),
+        Row("ratio append / floor", statistics.median(ratios), "x"),
+    ]
+
+
 def run(quick: bool = False) -> list[Row]:
     seconds, runs = (1.0, 3) if quick else (3.0, 5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,10 +146,12 @@ def run(quick: bool = False) -> list[Row]:
                 unaudited.append(without)
                 ratios.append(with_trail / without)
             audited_service._auditor = real_auditor
+            appends = _append_rows(runtime, Path(tmp), runs, 200 if quick else 1000)
         finally:
             runtime.close()
     return [
         Row(f"get, audited, {READERS} readers", statistics.median(audited), "/s"),
         Row(f"get, no-op audit writer, {READERS} readers", statistics.median(unaudited), "/s"),
         Row("ratio audited / no-op", statistics.median(ratios), "x", "target > 0.5"),
+        *appends,
     ]

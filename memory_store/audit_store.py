@@ -2,9 +2,11 @@
 
 Appends are group-committed: one writer thread takes whatever is waiting, chains it and
 commits it in one transaction, and each caller waits for the commit that holds its record.
-The chain's head is one row, locked by every append, so several server processes sharing a
-database still write one gap-free sequence. Checkpoints are signed every N records or T
-seconds, and when the log closes.
+The writer owns one DB-API connection and keeps the chain's head in memory; each transaction
+moves the head row with a conditional UPDATE (`WHERE seq = <the head it chained on>`), so
+several server processes sharing a database still write one gap-free sequence: a writer that
+finds the head moved re-reads it and chains again. Checkpoints are signed every N records or
+T seconds, and when the log closes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -32,6 +35,44 @@ _log = get_logger("memory_store.audit")
 _records = AuditRow.__table__  # type: ignore[attr-defined]
 _head = AuditHead.__table__  # type: ignore[attr-defined]
 _checkpoints = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+# Fixed SQL. Columns in AuditRecord's field order, so a row read back builds it positionally.
+_READ_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+_INSERT_RECORD = (
+    "INSERT INTO audit_records (at, actor_id, actor_role, request_id, action, outcome, "
+    "subject, memory_ids, target, purpose, reason, result_count, seq, prev, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_RECORDS_AFTER = (
+    "SELECT at, actor_id, actor_role, request_id, action, outcome, subject, memory_ids, "
+    "target, purpose, reason, result_count, seq, prev, hash "
+    "FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+_SEQ = 12  # where seq is in a row of _RECORDS_AFTER
+# How often a batch is chained again after another process moved the head, before it fails.
+_MAX_ATTEMPTS = 100
+# PostgreSQL's serialization failure and deadlock (a stricter isolation level than the
+# default READ COMMITTED reports a moved head this way): chain again, as for a moved head.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class _Statements:
+    """The fixed SQL of the writer and the verifier, in the driver's parameter style."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sqlite = engine.dialect.name == "sqlite"
+
+        def style(statement: str) -> str:
+            return statement if self.sqlite else statement.replace("?", "%s")
+
+        # SQLite takes the write lock up front; psycopg opens its transaction implicitly.
+        self.begin = "BEGIN IMMEDIATE" if self.sqlite else None
+        self.read_head = _READ_HEAD
+        self.move_head = style(_MOVE_HEAD)
+        self.insert = style(_INSERT_RECORD)
+        self.records_after = style(_RECORDS_AFTER)
 
 
 class AuditAppendError(Exception):
@@ -53,10 +94,50 @@ def ensure_head(engine: Engine) -> None:
             conn.execute(insert(_head).values(id=1, seq=0, hash=GENESIS))
 
 
-def _to_row(record: AuditRecord) -> dict[str, Any]:
-    row = record.to_dict()
-    row["memory_ids"] = json.dumps(list(record.memory_ids))
-    return row
+def _to_row(record: AuditRecord) -> tuple[Any, ...]:
+    """The parameters of _INSERT_RECORD."""
+    return (
+        record.at,
+        record.actor_id,
+        record.actor_role,
+        record.request_id,
+        record.action,
+        record.outcome,
+        record.subject,
+        json.dumps(list(record.memory_ids)) if record.memory_ids else "[]",
+        record.target,
+        record.purpose,
+        record.reason,
+        record.result_count,
+        record.seq,
+        record.prev,
+        record.hash,
+    )
+
+
+def _memory_ids(stored: str) -> tuple[str, ...]:
+    return () if stored == "[]" else tuple(json.loads(stored))
+
+
+def _from_tuple(row: Sequence[Any]) -> AuditRecord:
+    """A record from a row of _RECORDS_AFTER."""
+    return AuditRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        _memory_ids(row[7]),
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
 
 
 def _from_row(row: Any) -> AuditRecord:
@@ -107,7 +188,12 @@ class AuditLog:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._last_checkpoint_seq = 0
         self._last_checkpoint_at = utc_now()
+        self._sql = _Statements(engine)
+        # Owned by the writer thread alone: its connection and the head as it last saw it.
+        self._conn: DBAPIConnection | None = None
         self._head: tuple[int, str] = (0, GENESIS)
+        self._batches_committed = 0
+        self._commit_sent = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._closed = False
         self._thread.start()
@@ -115,6 +201,11 @@ class AuditLog:
     @property
     def signing_key(self) -> SigningKey:
         return self._signing_key
+
+    @property
+    def batches_committed(self) -> int:
+        """How many append transactions this log has committed (each holds one batch)."""
+        return self._batches_committed
 
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
@@ -146,6 +237,12 @@ class AuditLog:
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._disconnect()
+
+    def _serve(self) -> None:
         stop = False
         while not stop:
             try:
@@ -183,21 +280,111 @@ class AuditLog:
             pending.done.set_result(record)
 
     def _chain(self, batch: list[_Pending]) -> list[AuditRecord]:
-        with self._engine.begin() as conn:
-            head = conn.execute(
-                select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
-            ).one()
-            seq, prev = int(head.seq), str(head.hash)
+        """Seal and commit the batch on the writer's connection. On any failure the
+        connection is dropped (the next batch opens a new one and re-reads the head) and the
+        error is raised: nobody is told their record is kept unless the commit succeeded."""
+        idle = self._conn
+        try:
+            return self._chain_on(self._connect(), batch)
+        except Exception as exc:
+            # A connection that went stale while idle (a server restart, an idle timeout)
+            # fails before anything is sent for commit: try once more on a new one, as a
+            # pool's pre-ping would have. Never after a commit was attempted: it may have
+            # landed, and the batch would be written twice.
+            stale = idle is not None and not self._commit_sent and self._is_disconnect(exc, idle)
+            self._disconnect()
+            if not stale:
+                raise
+        try:
+            return self._chain_on(self._connect(), batch)
+        except Exception:
+            self._disconnect()
+            raise
+
+    def _chain_on(self, conn: DBAPIConnection, batch: list[_Pending]) -> list[AuditRecord]:
+        sql = self._sql
+        self._commit_sent = False
+        for _attempt in range(_MAX_ATTEMPTS):
+            start_seq, start_hash = seq, prev = self._head
             sealed = []
             for pending in batch:
                 seq += 1
                 record = seal(pending.record, seq=seq, prev=prev)
                 prev = record.hash
                 sealed.append(record)
-            conn.execute(insert(_records), [_to_row(record) for record in sealed])
-            conn.execute(update(_head).where(_head.c.id == 1).values(seq=seq, hash=prev))
-        self._head = (seq, prev)
-        return sealed
+            cursor = conn.cursor()
+            try:
+                if sql.begin is not None:
+                    cursor.execute(sql.begin)
+                # Moving the head first also locks its row (PostgreSQL) for this transaction.
+                cursor.execute(sql.move_head, (seq, prev, start_seq, start_hash))
+                moved = cursor.rowcount == 1
+                if moved:
+                    cursor.executemany(sql.insert, [_to_row(record) for record in sealed])
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) not in _RETRY_SQLSTATES:
+                    raise
+                moved = False
+            finally:
+                cursor.close()
+            if not moved:  # another process appended since: chain again on its head
+                conn.rollback()
+                self._head = self._read_head(conn)
+                continue
+            self._commit_sent = True
+            conn.commit()
+            self._head = (seq, prev)
+            self._batches_committed += 1
+            return sealed
+        raise AuditAppendError("the chain's head kept moving")
+
+    def _connect(self) -> DBAPIConnection:
+        """The writer's own connection, taken out of the engine's pool so it has the
+        engine's settings (SQLite: WAL, synchronous, busy_timeout, secure_delete)."""
+        if self._conn is None:
+            pooled = self._engine.raw_connection()
+            conn = pooled.dbapi_connection
+            pooled.detach()  # ours now: the pool forgets it and frees its slot
+            assert conn is not None
+            try:
+                conn.rollback()  # whatever the pool's ping began
+                if self._sql.sqlite:
+                    conn.isolation_level = None  # the writer says BEGIN itself
+                self._head = self._read_head(conn)
+            except Exception:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _read_head(self, conn: DBAPIConnection) -> tuple[int, str]:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self._sql.read_head)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        conn.rollback()  # no transaction left open while idle
+        if row is None:
+            raise AuditAppendError("the audit trail has no head row")
+        return int(row[0]), str(row[1])
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _is_disconnect(self, exc: Exception, conn: DBAPIConnection) -> bool:
+        dialect = self._engine.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            return False
+        try:
+            return bool(dialect.is_disconnect(exc, conn, None))
+        except Exception:
+            return False
 
     def _maybe_checkpoint(self) -> None:
         seq = self._head[0]
@@ -249,6 +436,7 @@ class AuditStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._sql = _Statements(engine)
 
     def page(self, query: AuditQuery, *, limit: int, before_seq: int | None) -> list[AuditRecord]:
         """Matching records, newest first."""
@@ -276,21 +464,23 @@ class AuditStore:
             return [_from_row(row) for row in conn.execute(statement)]
 
     def iter_records(self, *, batch_size: int = 5000) -> Iterator[AuditRecord]:
-        """Every record, in sequence order, read in batches."""
+        """Every record, in sequence order, read in batches (keyset by seq) with plain DB-API
+        cursors: the verifier reads the whole trail through here."""
         after = 0
         while True:
-            with self._engine.connect() as conn:
-                rows = conn.execute(
-                    select(_records)
-                    .where(_records.c.seq > after)
-                    .order_by(_records.c.seq)
-                    .limit(batch_size)
-                ).all()
+            conn = self._engine.raw_connection()  # one per batch: nothing held between them
+            try:
+                cursor = conn.cursor()
+                cursor.execute(self._sql.records_after, (after, batch_size))
+                rows = cursor.fetchall()
+                cursor.close()
+            finally:
+                conn.close()
             if not rows:
                 return
             for row in rows:
-                yield _from_row(row)
-            after = rows[-1].seq
+                yield _from_tuple(row)
+            after = rows[-1][_SEQ]
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._engine.connect() as conn:

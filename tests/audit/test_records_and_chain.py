@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.chain import GENESIS, chain_hash, seal
+from audit.chain import GENESIS, RECORD_DOMAIN, chain_hash, seal
 from audit.records import OUTCOMES, AuditRecord, canonical
 from audit.signing import Checkpoint
 from tests.audit.helpers import (
@@ -147,6 +148,99 @@ def test_hash_is_domain_separated_sha256_of_the_body_without_hash() -> None:
     expected = hashlib.sha256(b"memory-store/audit/record/v1\x00" + canonical(body)).hexdigest()
     assert sealed.hash == expected
     assert hashlib.sha256(canonical(body)).hexdigest() != expected
+
+
+# Records with every field drawn, the chain's own ones (seq, prev, hash) included.
+ANY_RECORDS = st.builds(
+    replace,
+    RECORDS,
+    seq=st.integers(min_value=-(2**70), max_value=2**70),
+    prev=TEXT,
+    hash=TEXT,
+)
+
+
+def _asdict_body(record: AuditRecord) -> dict[str, Any]:
+    """body() as first written, with dataclasses.asdict: the reference for the encoding."""
+    document = dataclasses.asdict(record)
+    document["memory_ids"] = list(record.memory_ids)
+    del document["hash"]
+    return document
+
+
+def _dumps_canonical(document: dict[str, Any]) -> bytes:
+    """canonical() as first written, one json.dumps per call."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=ANY_RECORDS)
+def test_body_built_field_by_field_is_what_asdict_built_byte_for_byte(
+    record: AuditRecord,
+) -> None:
+    """The same keys in the same order, the same values of the same types, the same canonical
+    bytes and hash: no stored hash changes."""
+    body, reference = record.body(), _asdict_body(record)
+    assert body == reference
+    assert list(body) == list(reference)
+    assert [type(value) for value in body.values()] == [type(v) for v in reference.values()]
+    assert canonical(body) == _dumps_canonical(reference)
+    assert chain_hash(record) == (
+        hashlib.sha256(RECORD_DOMAIN + _dumps_canonical(reference)).hexdigest()
+    )
+    assert record.to_dict() == {**reference, "hash": record.hash}
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=ANY_RECORDS, seq=st.integers(1, 10**12), prev=TEXT)
+def test_seal_builds_the_body_once_and_gives_the_record_two_replaces_gave(
+    record: AuditRecord, seq: int, prev: str
+) -> None:
+    placed = replace(record, seq=seq, prev=prev, hash="")
+    expected = replace(
+        placed,
+        hash=hashlib.sha256(RECORD_DOMAIN + _dumps_canonical(_asdict_body(placed))).hexdigest(),
+    )
+    assert seal(record, seq=seq, prev=prev) == expected
+
+
+@FAST
+@given(document=DOCUMENTS)
+def test_canonical_is_what_json_dumps_with_the_same_options_gives(
+    document: dict[str, Any],
+) -> None:
+    assert canonical(document) == _dumps_canonical(document)
+
+
+def test_body_is_a_fresh_dict_the_caller_may_change() -> None:
+    record = simple_record(1)
+    body = record.body()
+    body["memory_ids"].append("m-x")
+    body["action"] = "changed"
+    assert record.body() == _asdict_body(record)
+
+
+def test_known_records_keep_their_hashes() -> None:
+    """Hashes computed by the first release (dataclasses.asdict, json.dumps): any change to
+    the encoding would orphan every stored trail."""
+    record = AuditRecord(
+        at="2026-11-26T10:00:00.000000Z",
+        actor_id="tok_0123456789abcdef",
+        actor_role="assistant",
+        request_id="req_\u00e9\u2028x",
+        action="memory.read",
+        outcome="allowed",
+        subject="ps_42",
+        memory_ids=("mem_1", 'mem_"2"'),
+        purpose="personalization",
+        result_count=2,
+    )
+    first = seal(record, seq=1, prev=GENESIS)
+    second = seal(record, seq=2, prev=first.hash)
+    assert first.hash == "6047bd6518111dfcaaaccde3d4753ac8139bb0990c41a88f086686c40d83c4d1"
+    assert second.hash == "0c78eee7f302cf0f25071d3ef2f9a0c4a2edc166ba0e0ba03f107206908fc73c"
 
 
 # --- the chain --------------------------------------------------------------------------------
