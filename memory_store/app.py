@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -19,6 +20,8 @@ from memory_store import __version__
 from memory_store.api import assistant, audit, consents, health, me
 from memory_store.api.deps import ProblemDetails
 from memory_store.config import Settings
+from memory_store.db import default_pool_size, engine_pool_size
+from memory_store.logging import configure_logging
 from memory_store.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
 from memory_store.problems import install_handlers
 from memory_store.runtime import Runtime, open_runtime
@@ -27,16 +30,26 @@ UI_DIR = Path(__file__).parent / "ui"
 UI_PREFIX = "/ui"
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, *, sweep: bool = True
+) -> FastAPI:
     """Build the app. Opening the runtime here (not lazily) makes a bad key file or database
-    stop the server before it listens, with a clear message."""
+    stop the server before it listens, with a clear message. `sweep=False`: no retention
+    sweeper in this process (`serve --workers N` runs one in the supervising process)."""
     settings = settings or Settings()
-    runtime = runtime or open_runtime(settings)
+    if runtime is None:
+        with default_pool_size(settings.resolved_db_pool_size()):
+            runtime = open_runtime(settings)
+    threads = request_threads(runtime, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints and dependencies run on anyio's threads, each holding at most one
+        # connection per database: as many threads as pooled connections, so that under load
+        # a request waits here for a thread rather than open (and then close) a connection.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         sweeper: asyncio.Task[None] | None = None
-        if settings.retention_sweep_seconds > 0:
+        if sweep and settings.retention_sweep_seconds > 0:
             sweeper = asyncio.create_task(
                 runtime.sweeper.run_forever(settings.retention_sweep_seconds)
             )
@@ -76,6 +89,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
+def request_threads(runtime: Runtime, settings: Settings) -> int:
+    """How many requests a process serves at once: its smallest connection pool."""
+    sizes = [
+        size
+        for engine in (runtime.engine, runtime.keystore_engine, runtime.audit_engine)
+        if (size := engine_pool_size(engine)) is not None
+    ]
+    return min(sizes, default=settings.resolved_db_pool_size())
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of `memory-store serve --workers N`: uvicorn imports and
+    calls this factory in each worker it spawns. The settings come from the environment, as
+    the supervising process's did; that process has already brought the databases to the
+    current schema and created the keys, and it runs the retention sweeper, so workers do
+    neither (opening the runtime here finds the schema current and migrates nothing)."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings, sweep=False)
+
+
 def _document_problems(app: FastAPI) -> None:
     """Put the ProblemDetails schema that every refusal's entry refers to into the document."""
 
@@ -99,7 +133,7 @@ def mount_ui(app: FastAPI) -> None:
     """Serve the user's page (memory_store/ui) at /ui/; /ui redirects there."""
 
     @app.get(UI_PREFIX, include_in_schema=False)
-    def _ui_redirect() -> RedirectResponse:
+    async def _ui_redirect() -> RedirectResponse:
         return RedirectResponse(UI_PREFIX + "/", status_code=308)
 
     app.mount(UI_PREFIX, StaticFiles(directory=UI_DIR, html=True), name="ui")

@@ -3,36 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import json
 import os
 import re
 import secrets
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
+from pydantic import ValidationError
 
 from audit import Checkpoint
 from memory_store import schema
 from memory_store.app import create_app
 from memory_store.audit_service import export_lines, verify_stored
 from memory_store.auth import OPERATOR
-from memory_store.config import Settings
+from memory_store.config import MAX_WORKERS, Settings
 from memory_store.errors import KeyProviderError, Problem
-from memory_store.logging import configure_logging
+from memory_store.logging import configure_logging, get_logger
 from memory_store.mcp_server import build_server
 from memory_store.models import Role
 from memory_store.policy import COMPLIANCE
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import USER_ID_PATTERN
 
+_log = get_logger("memory_store.cli")
+
 
 def _user_id(value: str) -> str:
     if not re.fullmatch(USER_ID_PATTERN, value):
         raise argparse.ArgumentTypeError("user ids are 1-128 characters of [A-Za-z0-9._@-]")
     return value
+
+
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of processes from 1 to {MAX_WORKERS}, got {value!r}"
+        )
+    return workers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", help="default: MEMORY_STORE_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: MEMORY_STORE_PORT or 8000")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help=f"server processes, 1-{MAX_WORKERS} (default: MEMORY_STORE_WORKERS or 1); "
+        "rate limits are per process",
+    )
 
     tokens = commands.add_parser("tokens", help="issue, list and revoke API tokens")
     token_commands = tokens.add_subparsers(dest="action", required=True)
@@ -105,20 +130,62 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    host = args.host or settings.host
-    port = args.port or settings.port
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+    }
+    workers = args.workers or settings.workers
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Several processes share the listening socket. This one supervises them: it opens the
+    # runtime first, so that the migrations, the key file and the signing key are done once,
+    # and a bad key or schema stops the start here, before any worker is spawned. It then
+    # runs the one retention sweeper; each worker (memory_store.app:worker_app, spawned
+    # afresh, with this environment) serves requests only.
+    runtime = open_runtime(settings)
+    try:
+        with _sweeping(runtime, settings.retention_sweep_seconds):
+            uvicorn.run("memory_store.app:worker_app", factory=True, workers=workers, **options)
+    finally:
+        runtime.close()
     return 0
+
+
+@contextlib.contextmanager
+def _sweeping(runtime: Runtime, interval_seconds: float) -> Iterator[None]:
+    """Run the retention sweeper every `interval_seconds` in a thread of this process, while
+    the block runs; a failed sweep is logged and retried at the next interval."""
+    if interval_seconds <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def sweep_until_stopped() -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                runtime.sweeper.sweep()
+            except Exception as exc:  # keep sweeping; the next run may succeed
+                _log.error("retention_sweep_failed", error_type=type(exc).__name__)
+
+    # In a copy of this context: the sweeps' audit records carry this command's request id.
+    thread = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(sweep_until_stopped,),
+        name="retention-sweeper",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 def _tokens(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -251,9 +318,23 @@ def _retention(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings() -> Settings | None:
+    """Settings() from the environment, or None after saying which variable is wrong and why
+    (never its value: it may be a database URL with a password)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"][:1]).upper()
+            print(f"memory-store: MEMORY_STORE_{name}: {error['msg']}", file=sys.stderr)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    settings = _settings()
+    if settings is None:
+        return 2
     configure_logging(settings.log_format, settings.log_level)
     structlog.contextvars.bind_contextvars(request_id="cli_" + secrets.token_hex(8))
     try:

@@ -10,6 +10,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
+MAX_WORKERS = 64
+# Connections per database per process, and so request threads per process (app.py). SQLite
+# admits one writer at a time, and a waiting writer polls with sleeps of up to 100 ms: 40
+# threads (anyio's default) contending for the lock made the slowest writes wait seconds,
+# while 8 threads, queued in order, served as many requests (benchmarks/RESULTS.md).
+SQLITE_POOL_SIZE = 8
+# A PostgreSQL connection is a server process: 3 databases x 10 x 2 workers stays well under
+# its default max_connections (100).
+SERVER_POOL_SIZE = 10
+
 
 def _default_policy_dir() -> Path:
     # A wheel carries the policies inside the package; a source checkout has them beside it.
@@ -79,11 +89,39 @@ class Settings(BaseSettings):
     retention_sweep_seconds: float = Field(
         default=300, ge=0, description="How often the server purges expired memories; 0: never."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_WORKERS,
+        description="Server processes `serve` runs (uvicorn workers). Rate limits are kept per "
+        "process, so with N workers a caller may get up to N times the configured rate.",
+    )
+    db_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Connections kept open per database per server process, and how many "
+        "requests a process serves at once (its thread limit); default 8 on SQLite, 10 when "
+        "a database is PostgreSQL.",
+    )
 
     @field_validator("data_dir", "key_file", "audit_key_file", "policy_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
+
+    def resolved_db_pool_size(self) -> int:
+        """One request thread holds at most one connection per database, so a pool as large
+        as the thread limit never makes a request open, close or wait for a connection."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        urls = (
+            self.resolved_database_url(),
+            self.resolved_keystore_url(),
+            self.resolved_audit_database_url(),
+        )
+        sqlite_only = all(url.startswith("sqlite") for url in urls)
+        return SQLITE_POOL_SIZE if sqlite_only else SERVER_POOL_SIZE
 
     def resolved_database_url(self) -> str:
         if self.database_url is not None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
+
+from memory_store.config import SERVER_POOL_SIZE, SQLITE_POOL_SIZE
 
 
 def session(engine: Engine) -> Session:
@@ -38,20 +44,66 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False) -> Engine:
+_pool_size: ContextVar[int | None] = ContextVar("memory_store_pool_size", default=None)
+
+
+@contextlib.contextmanager
+def default_pool_size(size: int) -> Iterator[None]:
+    """Engines made inside this block (without an explicit pool_size) keep `size` connections:
+    `with default_pool_size(settings.resolved_db_pool_size()): open_runtime(settings)`."""
+    token = _pool_size.set(size)
+    try:
+        yield
+    finally:
+        _pool_size.reset(token)
+
+
+def engine_pool_size(engine: Engine) -> int | None:
+    """How many connections `engine` keeps open; None for a pool without a fixed size."""
+    pool = engine.pool
+    return pool.size() if isinstance(pool, QueuePool) else None
+
+
+# SQLAlchemy's default overflow: connections opened beyond the pool only when more are
+# checked out at once (the audit writer thread, the sweeper, a nested checkout), closed again
+# on return.
+MAX_OVERFLOW = 10
+
+
+def make_engine(
+    url: str,
+    *,
+    synchronous: str = "FULL",
+    immediate: bool = False,
+    pool_size: int | None = None,
+) -> Engine:
     """An engine for `url`; for SQLite, the parent folder is created (mode 0700) if missing.
     `immediate` makes every SQLite transaction BEGIN IMMEDIATE: it takes the write lock at
-    the start, so a read-then-write transaction (the audit chain's) never deadlocks."""
+    the start, so a read-then-write transaction (the audit chain's) never deadlocks.
+
+    `pool_size` connections stay open (default: SQLITE_POOL_SIZE, or SERVER_POOL_SIZE on
+    PostgreSQL). The server caps its request threads at the same number (app.py), so under
+    load every request finds an open connection instead of opening one (for SQLite, five
+    PRAGMAs each) and closing it again."""
     parsed = make_url(url)
+    pool_size = pool_size or _pool_size.get()
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size or SERVER_POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+        )
     if parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Created private before SQLite opens it; its -wal and -shm files inherit the mode.
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size or SQLITE_POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
     )
     if immediate:
 

@@ -16,21 +16,58 @@ from memory_store.logging import get_logger
 from memory_store.problems import problem_body
 
 _log = get_logger("memory_store.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
+
+
+class _AccessLogger:
+    """The access logger, bound once per structlog configuration. The module's logger is a
+    lazy proxy that assembles a new bound logger on every call (the configuration does not
+    cache loggers, so that reconfiguring takes effect); here that is done once, and again
+    only when the configuration has changed."""
+
+    def __init__(self) -> None:
+        self._config: tuple[object, ...] = ()
+        self._logger: Any = None
+
+    def get(self) -> Any:
+        config = structlog.get_config()
+        current = (
+            config["processors"],
+            config["logger_factory"],
+            config["wrapper_class"],
+            config["context_class"],
+        )
+        if len(current) != len(self._config) or any(
+            now is not then for now, then in zip(current, self._config, strict=True)
+        ):
+            self._logger = _log.bind()
+            self._config = current
+        return self._logger
 
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._access_log = _AccessLogger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        incoming = headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(12)
+        # Only two headers matter here: look for them rather than decode every header.
+        incoming = declared_length = b""
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == b"x-request-id":
+                incoming = value
+            elif lowered == b"content-length":
+                declared_length = value
+        request_id = (
+            incoming.decode("ascii")
+            if _REQUEST_ID.fullmatch(incoming)
+            else "req_" + secrets.token_hex(12)
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -49,7 +86,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = int(headers.get("content-length", "0") or 0)
+            declared = int(declared_length or 0)
         except ValueError:
             declared = 0
         try:
@@ -61,7 +98,7 @@ class RequestContextMiddleware:
             await self._send_problem(send_with_id, exc, request_id)
         finally:
             route: Any = scope.get("route")
-            _log.info(
+            self._access_log.get().info(
                 "request",
                 method=scope["method"],
                 route=getattr(route, "path", "unmatched"),

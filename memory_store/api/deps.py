@@ -48,7 +48,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def get_runtime(request: Request) -> Runtime:
+# FastAPI runs a plain `def` dependency or endpoint in the thread pool (one hand-off to a
+# thread and back, each time) and an `async def` one on the event loop. Those that do no I/O
+# are `async def`; those that touch a database stay `def`, so they never block the loop.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -58,6 +63,10 @@ def get_principal(
     runtime: Annotated[Runtime, Depends(get_runtime)],
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller, from their bearer token: a database lookup on every request (so that a
+    revocation holds at once in every process), hence a sync dependency, in the thread pool.
+    It stays a dependency, resolved before the parameters are validated, so that a caller
+    without a valid token learns nothing about the API beyond 401."""
     try:
         principal = runtime.tokens.authenticate(request.headers.get("authorization"))
     except Unauthenticated as problem:
@@ -82,7 +91,7 @@ PurposeQuery = Annotated[
 ]
 
 
-def list_query(
+async def list_query(
     category: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=256, description="Keywords, all must match.")

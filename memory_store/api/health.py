@@ -13,7 +13,7 @@ _log = get_logger("memory_store.health")
 
 
 @router.get("/healthz")
-def healthz() -> Health:
+async def healthz() -> Health:
     """The process is up."""
     return Health(status="ok")
 
