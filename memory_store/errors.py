@@ -138,6 +138,17 @@ class KeysUnavailable(Problem):
     title = "The key-encryption key is not available"
 
 
+class StorageUnavailable(Problem):
+    """The database could not commit a write (locked beyond its timeout, unreachable)."""
+
+    status = 503
+    type_slug = "storage-unavailable"
+    title = "The database could not store this"
+
+    def __init__(self, detail: str | None = None, **extensions: object) -> None:
+        super().__init__(detail or "Nothing was stored; try again", **extensions)
+
+
 class AuditUnavailable(Problem):
     status = 503
     type_slug = "audit-unavailable"

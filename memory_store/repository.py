@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from memory_store.db import session
+from memory_store.errors import StorageUnavailable
+from memory_store.group_commit import GroupCommitter, WriteFailed
 from memory_store.models import (
     ApiToken,
     ConsentChoice,
@@ -64,9 +66,10 @@ _INSERT = (
 
 
 class MemoryRepository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writer: GroupCommitter) -> None:
         self._engine = engine
         self._raw = RawDB(engine)
+        self._writer = writer  # inserts are group-committed
 
     def _row(self, values: tuple[Any, ...]) -> MemoryRow:
         read_time = self._raw.read_time
@@ -105,26 +108,23 @@ class MemoryRepository:
                 "(SELECT count(*) FROM memories WHERE user_id = ?)"
             )
             params = (*values, max_per_user, memory.user_id)
-        with raw.connection() as conn:
-            cursor = conn.cursor()
-            try:
-                # The count and the insert under one write lock: concurrent writes for one
-                # user cannot both pass the quota.
-                if raw.sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                else:
-                    cursor.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (memory.user_id,)
-                    )
-                cursor.execute(raw.sql(statement), params)
-                stored: bool = cursor.rowcount == 1
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
-        return stored
+        sql = raw.sql(statement)
+
+        def job(cursor: Any) -> bool:
+            # The count and the insert in one write transaction (SQLite's write lock, or a
+            # per-user advisory lock): concurrent writes for one user cannot both pass.
+            if not raw.sqlite:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (memory.user_id,)
+                )
+            cursor.execute(sql, params)
+            stored: bool = cursor.rowcount == 1
+            return stored
+
+        try:
+            return self._writer.run(job)
+        except WriteFailed as failed:
+            raise StorageUnavailable() from failed
 
     def count(self, user_id: str) -> int:
         """How many memories the user has (expired ones not yet swept included)."""

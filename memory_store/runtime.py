@@ -19,6 +19,7 @@ from memory_store.crypto import LocalKeyFileProvider
 from memory_store.db import make_engine
 from memory_store.erasure import Eraser
 from memory_store.errors import KeyProviderError
+from memory_store.group_commit import GroupCommitter
 from memory_store.keystore import DataKeyring, wrapped_key_counts
 from memory_store.limits import Limits, RateLimiter
 from memory_store.policy import Policy
@@ -49,6 +50,7 @@ class Runtime:
     rights: UserRightsService
     limits: Limits
     eraser: Eraser
+    memory_writer: GroupCommitter
 
     def ready(self) -> None:
         """Raise unless the databases answer and the key file is usable."""
@@ -61,6 +63,7 @@ class Runtime:
         """Stop the eraser, flush the audit trail (and sign its end), then release the
         databases."""
         self.eraser.close()
+        self.memory_writer.close()
         self.audit_log.close()
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
             close_thread_connections(engine)
@@ -124,7 +127,8 @@ def open_runtime(settings: Settings) -> Runtime:
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
     auditor = Auditor(audit_log, keyring)
-    memory_repository = MemoryRepository(engine)
+    memory_writer = GroupCommitter(engine, name="memory-writer")
+    memory_repository = MemoryRepository(engine, memory_writer)
     eraser = Eraser(engine, keyring)
     eraser.start()  # resumes any erasure a previous run left unfinished
     consent_repository = ConsentRepository(engine)
@@ -160,6 +164,7 @@ def open_runtime(settings: Settings) -> Runtime:
             keystore_engine, memories, consents, audit, keyring, policy, auditor, eraser
         ),
         eraser=eraser,
+        memory_writer=memory_writer,
         limits=Limits(
             assistant=RateLimiter(
                 per_minute=settings.assistant_rate_limit_per_minute,
