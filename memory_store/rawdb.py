@@ -11,6 +11,7 @@ SQLAlchemy stores them: naive UTC text on SQLite, timestamptz on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -24,32 +25,51 @@ from sqlalchemy import Engine
 Params = Sequence[Any]
 
 
+class _Held:
+    """One thread's connection. Held only by that thread's local storage (and weakly by the
+    registry), so when the thread ends, e.g. a worker thread the pool retires, its
+    connection is closed with it instead of lingering until shutdown."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
 class _ThreadConnections:
     """SQLite: one connection per thread, kept open, instead of a pool checkout per statement
     (~25 us each, several per request). Taken from the engine's pool once and detached, so
-    it has the engine's PRAGMAs; closed with the engine (`close_thread_connections`)."""
+    it has the engine's PRAGMAs; closed when its thread ends, or with the engine
+    (`close_thread_connections`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[Any] = []
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
 
     def get(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.conn is None:
             proxied = self._engine.raw_connection()
             proxied.detach()
-            conn = self._local.conn = proxied.dbapi_connection
+            held = self._local.held = _Held(proxied.dbapi_connection)
             with self._lock:
-                self._opened.append(conn)
-        return conn
+                self._held.add(held)
+        return held.conn
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
+            held = list(self._held)
+        for one in held:
+            one.close()
         self._local = threading.local()
 
 
