@@ -1,15 +1,16 @@
 """The service over HTTP on loopback, against the HTTP floor, driven by wrk.
 
-Two servers run side by side, each uvicorn on uvloop and httptools, one worker, no access
-log: the real app (`python -m memory_store serve`, a temporary data directory, a real
-assistant token, its default logging) and the floor (http_floor.py: a bare FastAPI app with
-one trivial JSON endpoint). wrk drives each in turn with 2 threads and 32 connections:
-the floor, list 20, get one and write (a Lua script POSTs a different JSON body each
+Three servers run side by side, each uvicorn on uvloop and httptools, no access log: the
+real app with one worker (`python -m memory_store serve`, a temporary data directory, a real
+assistant token, its default logging), the same app with two workers (`serve --workers 2`,
+the same data directory), and the floor (http_floor.py: a bare FastAPI app with one trivial
+JSON endpoint, one worker). wrk drives each in turn with 2 threads and 32 connections: the
+floor, then list 20, get one and write (a Lua script POSTs a different JSON body each
 request, with the Authorization header, to 100 users in turn, so that none nears the
-per-user quota), interleaved and rotated run by run. The assistant token's rate limit is
-raised out of reach (the limiter still runs). Each ratio is
-the median of the per-run ratios. Targets: list / floor >= 0.5, write / floor >= 0.4, and
-p99 <= 25 ms for the service's endpoints.
+per-user quota) on each app, interleaved and rotated run by run. The assistant token's rate
+limit is raised out of reach (the limiter still runs). Each ratio is the median of the
+per-run ratios; the two-worker rows are compared with the same one-worker floor. Targets:
+list / floor >= 0.5, write / floor >= 0.4, and p99 <= 25 ms for the service's endpoints.
 
 Needs wrk (Debian package `wrk`; `make bench` installs it when it can). Without it this
 module is skipped, and says so.
@@ -40,6 +41,7 @@ from memory_store.runtime import open_runtime
 from memory_store.schemas import MemoryCreate
 
 THREADS, CONNECTIONS = 2, 32
+TWO_WORKERS = "-2w"  # the suffix of the targets served by `serve --workers 2`
 PURPOSE = "personalization"
 MEMORIES = 200  # alice's, for list and get
 
@@ -124,8 +126,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(command: list[str], ready_url: str, log: Path, env: dict[str, str]) -> Iterator[None]:
-    """Start a server process, wait until `ready_url` answers 200, stop it on exit."""
+def _server(
+    command: list[str], ready_url: str, log: Path, env: dict[str, str], *, workers: int = 1
+) -> Iterator[None]:
+    """Start a server process, wait until `ready_url` answers 200 and, with several
+    `workers`, until each has logged its start; stop it on exit."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
@@ -135,12 +140,15 @@ def _server(command: list[str], ready_url: str, log: Path, env: dict[str, str]) 
                 raise RuntimeError(f"{command} exited:\n{log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(ready_url, timeout=2) as response:
-                    if response.status == 200:
+                    started = log.read_bytes().count(b"Application startup complete")
+                    if response.status == 200 and (workers == 1 or started >= workers):
                         break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command}: not all workers started:\n{log.read_text()}")
+            time.sleep(0.2)
         yield
     finally:
         process.terminate()
@@ -189,20 +197,32 @@ def run(quick: bool = False) -> list[Row]:
         }
         script = tmp / "post.lua"
         script.write_text(POST_SCRIPT)
-        app_port, floor_port = _free_port(), _free_port()
-        app = f"http://127.0.0.1:{app_port}"
+        app_port, app2_port, floor_port = _free_port(), _free_port(), _free_port()
         auth = (f"Authorization: Bearer {token}",)
-        targets = {
-            "floor": (f"http://127.0.0.1:{floor_port}/ping", (), None),
-            "list": (f"{app}/v1/users/alice/memories?purpose={PURPOSE}", auth, None),
-            "get": (f"{app}/v1/users/alice/memories/{memory_id}?purpose={PURPOSE}", auth, None),
-            "write": (f"{app}/v1/users/writer/memories?purpose={PURPOSE}", auth, script),
+        targets: dict[str, tuple[str, tuple[str, ...], Path | None]] = {
+            "floor": (f"http://127.0.0.1:{floor_port}/ping", (), None)
         }
+        for suffix, port in (("", app_port), (TWO_WORKERS, app2_port)):
+            alice = f"http://127.0.0.1:{port}/v1/users/alice/memories"
+            writer = f"http://127.0.0.1:{port}/v1/users/writer/memories"
+            targets |= {
+                f"list{suffix}": (f"{alice}?purpose={PURPOSE}", auth, None),
+                f"get{suffix}": (f"{alice}/{memory_id}?purpose={PURPOSE}", auth, None),
+                f"write{suffix}": (f"{writer}?purpose={PURPOSE}", auth, script),
+            }
         app_command = [python, "-m", "memory_store", "serve", "--port", str(app_port)]
+        app2_command = [*app_command[:-1], str(app2_port), "--workers", "2"]
         floor_command = [python, "-m", "benchmarks.http_floor", "--port", str(floor_port)]
         results: dict[str, list[WrkResult]] = {name: [] for name in targets}
         with (
-            _server(app_command, f"{app}/healthz", tmp / "app.log", env),
+            _server(app_command, f"http://127.0.0.1:{app_port}/healthz", tmp / "app.log", env),
+            _server(
+                app2_command,
+                f"http://127.0.0.1:{app2_port}/healthz",
+                tmp / "app2.log",
+                env,
+                workers=2,
+            ),
             _server(floor_command, targets["floor"][0], tmp / "floor.log", env),
         ):
             for url, headers, lua in targets.values():  # warm up every path once
@@ -216,12 +236,13 @@ def run(quick: bool = False) -> list[Row]:
 
 
 def _rows(results: dict[str, list[WrkResult]], seconds: int) -> list[Row]:
-    labels = {
-        "floor": "floor: bare FastAPI GET /ping",
-        "list": "GET list 20",
-        "get": "GET one memory",
-        "write": "POST write one memory",
-    }
+    labels = {"floor": "floor: bare FastAPI GET /ping"}
+    for suffix, workers in (("", ""), (TWO_WORKERS, ", 2 workers")):
+        labels |= {
+            f"list{suffix}": f"GET list 20{workers}",
+            f"get{suffix}": f"GET one memory{workers}",
+            f"write{suffix}": f"POST write one memory{workers}",
+        }
     rows: list[Row] = []
     for name, label in labels.items():
         runs = results[name]
@@ -245,13 +266,20 @@ def _rows(results: dict[str, list[WrkResult]], seconds: int) -> list[Row]:
         if socket_errors:
             rows.append(Row(f"{label}: socket errors, all runs", socket_errors, "", "CHECK"))
     goals = {"list": 0.5, "get": None, "write": 0.4}
-    for name, goal in goals.items():
-        ratio = statistics.median(
-            r.requests_per_second / f.requests_per_second
-            for r, f in zip(results[name], results["floor"], strict=True)
+    for suffix, workers in (("", ""), (TWO_WORKERS, " (2 workers)")):
+        for name, goal in goals.items():
+            ratio = statistics.median(
+                r.requests_per_second / f.requests_per_second
+                for r, f in zip(results[name + suffix], results["floor"], strict=True)
+            )
+            note = target(ratio >= goal, f">= {goal}") if goal is not None else ""
+            rows.append(Row(f"ratio {name}{workers} / floor", ratio, "x", note))
+    for name in goals:  # what the second process buys, run by run
+        gain = statistics.median(
+            two.requests_per_second / one.requests_per_second
+            for two, one in zip(results[name + TWO_WORKERS], results[name], strict=True)
         )
-        note = target(ratio >= goal, f">= {goal}") if goal is not None else ""
-        rows.append(Row(f"ratio {name} / floor", ratio, "x", note))
+        rows.append(Row(f"ratio {name}: 2 workers / 1 worker", gain, "x"))
     rows.append(
         Row(
             f"(wrk: {THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per run)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,17 +16,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from uvicorn.config import STARTUP_FAILURE
 
-from memory_store import __version__
+from memory_store import __version__, schema
 from memory_store.api import assistant, audit, consents, health, me
 from memory_store.api.deps import ProblemDetails
 from memory_store.config import Settings
 from memory_store.db import default_pool_size, engine_pool_size
-from memory_store.logging import configure_logging
+from memory_store.errors import KeyProviderError
+from memory_store.logging import configure_logging, get_logger
 from memory_store.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
 from memory_store.problems import install_handlers
 from memory_store.runtime import Runtime, open_runtime
 
+_log = get_logger("memory_store.app")
 UI_DIR = Path(__file__).parent / "ui"
 UI_PREFIX = "/ui"
 
@@ -40,14 +44,14 @@ def create_app(
     if runtime is None:
         with default_pool_size(settings.resolved_db_pool_size()):
             runtime = open_runtime(settings)
-    threads = request_threads(runtime, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sync endpoints and dependencies run on anyio's threads, each holding at most one
         # connection per database: as many threads as pooled connections, so that under load
         # a request waits here for a thread rather than open (and then close) a connection.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = request_threads(runtime, settings)
         sweeper: asyncio.Task[None] | None = None
         if sweep and settings.retention_sweep_seconds > 0:
             sweeper = asyncio.create_task(
@@ -107,7 +111,15 @@ def worker_app() -> FastAPI:
     neither (opening the runtime here finds the schema current and migrates nothing)."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings, sweep=False)
+    try:
+        return create_app(settings, sweep=False)
+    except (KeyProviderError, schema.SchemaOutOfDate) as exc:
+        _log.error("worker_refusing_to_start", error=str(exc))
+    except Exception:
+        _log.exception("worker_start_failed")
+    # uvicorn's supervisor restarts a worker that dies, unless it exits with this code: then
+    # it stops every worker, and `serve` fails, instead of restarting this one forever.
+    sys.exit(STARTUP_FAILURE)
 
 
 def _document_problems(app: FastAPI) -> None:

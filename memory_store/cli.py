@@ -18,6 +18,8 @@ from typing import Any
 import structlog
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from audit import Checkpoint
 from memory_store import schema
@@ -151,9 +153,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     runtime = open_runtime(settings)
     try:
         with _sweeping(runtime, settings.retention_sweep_seconds):
-            uvicorn.run("memory_store.app:worker_app", factory=True, workers=workers, **options)
+            # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
+            # workers ended: one that could not start stops them all, and the command fails.
+            config = uvicorn.Config(
+                "memory_store.app:worker_app", factory=True, workers=workers, **options
+            )
+            supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+            supervisor.run()
     finally:
         runtime.close()
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        print("memory-store: a worker process failed to start (see its log)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -325,8 +336,8 @@ def _settings() -> Settings | None:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"][:1]).upper()
-            print(f"memory-store: MEMORY_STORE_{name}: {error['msg']}", file=sys.stderr)
+            where = f"MEMORY_STORE_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+            print(f"memory-store: {where}: {error['msg']}", file=sys.stderr)
         return None
 
 
