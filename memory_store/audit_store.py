@@ -28,8 +28,10 @@ from sqlmodel import col
 
 from audit import GENESIS, AuditRecord, Checkpoint, SigningKey, seal
 from memory_store.clock import utc_now
+from memory_store.group_commit import take_batch
 from memory_store.logging import get_logger
 from memory_store.models import AuditCheckpointRow, AuditHead, AuditRow
+from memory_store.rawdb import RawDB
 
 _log = get_logger("memory_store.audit")
 _records = AuditRow.__table__  # type: ignore[attr-defined]
@@ -63,9 +65,7 @@ class _Statements:
 
     def __init__(self, engine: Engine) -> None:
         self.sqlite = engine.dialect.name == "sqlite"
-
-        def style(statement: str) -> str:
-            return statement if self.sqlite else statement.replace("?", "%s")
+        style = RawDB(engine).sql
 
         # SQLite takes the write lock up front; psycopg opens its transaction implicitly.
         self.begin = "BEGIN IMMEDIATE" if self.sqlite else None
@@ -250,20 +250,7 @@ class AuditLog:
             except queue.Empty:
                 self._maybe_checkpoint()
                 continue
-            batch: list[_Pending] = []
-            if first is None:
-                stop = True
-            else:
-                batch.append(first)
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            batch, stop = take_batch(self._queue, first, self._batch_max)
             if batch:
                 self._commit(batch)
                 self._maybe_checkpoint()

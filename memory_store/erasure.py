@@ -84,38 +84,28 @@ class Eraser:
         """Mark the user's memories for deletion, count them, and delete their other rows,
         in one transaction. Returns what there was."""
         raw = self._raw
-        with raw.connection() as conn:
-            cursor = conn.cursor()
-            try:
-                if raw.sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                keys: dict[str, int] = {}
-                counts: dict[str, int] = {"memories": 0, "memory_versions": 0}
-                for name, statement in _KEYS_OF_USER.items():
-                    cursor.execute(raw.sql(statement), (user_id,))
-                    for key_id, count in cursor.fetchall():
-                        keys[key_id] = keys.get(key_id, 0) + int(count)
-                        counts[name] += int(count)
-                for key_id in keys:
-                    cursor.execute(
-                        raw.sql(
-                            "INSERT INTO memory_erasures (user_id, key_id, requested_at) "
-                            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-                        ),
-                        (user_id, key_id, raw.time(now)),
-                    )
-                for name, table in _OTHER_TABLES.items():
-                    cursor.execute(
-                        raw.sql(f"DELETE FROM {table} WHERE user_id = ?"),  # noqa: S608 (fixed names)
-                        (user_id,),
-                    )
-                    counts[name] = int(cursor.rowcount)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
+        with raw.transaction() as cursor:
+            keys: dict[str, int] = {}
+            counts: dict[str, int] = {"memories": 0, "memory_versions": 0}
+            for name, statement in _KEYS_OF_USER.items():
+                cursor.execute(raw.sql(statement), (user_id,))
+                for key_id, count in cursor.fetchall():
+                    keys[key_id] = keys.get(key_id, 0) + int(count)
+                    counts[name] += int(count)
+            for key_id in keys:
+                cursor.execute(
+                    raw.sql(
+                        "INSERT INTO memory_erasures (user_id, key_id, requested_at) "
+                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+                    ),
+                    (user_id, key_id, raw.time(now)),
+                )
+            for name, table in _OTHER_TABLES.items():
+                cursor.execute(
+                    raw.sql(f"DELETE FROM {table} WHERE user_id = ?"),  # noqa: S608 (fixed names)
+                    (user_id,),
+                )
+                counts[name] = int(cursor.rowcount)
         return ErasureCounts(**counts)
 
     def finish_user(self, user_id: str) -> bool:
@@ -164,38 +154,22 @@ class Eraser:
             )
             return 0
         marks = ", ".join("?" * len(ids))
-        with raw.connection() as conn:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(
-                    raw.sql(
-                        f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"  # noqa: S608 (placeholders)
-                    ),
-                    (user_id, *ids),
-                )
-                cursor.execute(
-                    raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
-                    (user_id, *ids),
-                )
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
+        with raw.transaction() as cursor:
+            cursor.execute(
+                raw.sql(
+                    f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"  # noqa: S608 (placeholders)
+                ),
+                (user_id, *ids),
+            )
+            cursor.execute(
+                raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
+                (user_id, *ids),
+            )
         return len(ids)
 
     def _execute(self, statement: str, params: tuple[Any, ...]) -> None:
-        with self._raw.connection() as conn:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(self._raw.sql(statement), params)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self._raw.transaction() as cursor:
+            cursor.execute(self._raw.sql(statement), params)
 
     # -- the background thread ------------------------------------------------------------------
 
@@ -226,8 +200,9 @@ class Eraser:
         while not self._stop.is_set():
             try:
                 self.drain()
-            except Exception:  # a locked or unreachable database: try again later
-                _log.exception("erasure_failed")
+            except Exception as exc:  # a locked or unreachable database: try again later
+                # The type only: a driver's message can quote row values (a user id).
+                _log.error("erasure_failed", error_type=type(exc).__name__)
             self._wake.wait(self.POLL_SECONDS)
             self._wake.clear()
 

@@ -28,6 +28,30 @@ T = TypeVar("T")
 Job = Callable[[Any], T]  # runs statements on the cursor it is given; commits nothing
 
 
+Item = TypeVar("Item")
+
+
+def take_batch(
+    waiting: queue.Queue[Item | None], first: Item | None, batch_max: int
+) -> tuple[list[Item], bool]:
+    """`first` and whatever else is waiting, up to `batch_max`: one group transaction's worth.
+    Also whether the stop mark (None) was among them. Shared with the audit writer."""
+    batch: list[Item] = []
+    stop = first is None
+    if first is not None:
+        batch.append(first)
+    while not stop and len(batch) < batch_max:
+        try:
+            item = waiting.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            stop = True
+        else:
+            batch.append(item)
+    return batch, stop
+
+
 class WriteFailed(Exception):
     """The transaction holding a write could not be committed: the write did not happen."""
 
@@ -80,21 +104,7 @@ class GroupCommitter:
         try:
             stop = False
             while not stop:
-                first = self._queue.get()
-                batch: list[_Pending[Any]] = []
-                if first is None:
-                    stop = True
-                else:
-                    batch.append(first)
-                while len(batch) < self._batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
+                batch, stop = take_batch(self._queue, self._queue.get(), self._batch_max)
                 if batch:
                     self._commit(batch)
         finally:

@@ -131,6 +131,24 @@ class RawDB:
         finally:
             pooled.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in one write transaction (SQLite: BEGIN IMMEDIATE, the write lock up
+        front), committed when the block ends, rolled back if it raises. Statements go
+        through `sql()` for the driver's parameter style."""
+        with self.connection() as conn:
+            cursor = conn.cursor()
+            try:
+                if self.sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cursor.close()
+
     def one(self, statement: str, params: Params) -> tuple[Any, ...] | None:
         with self.connection() as conn:
             cursor = conn.cursor()
