@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,16 +16,18 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from uvicorn.config import STARTUP_FAILURE
 
-from memory_store import __version__, schema
+from memory_store import __version__
 from memory_store.api import assistant, audit, consents, health, me
 from memory_store.api.deps import ProblemDetails
+from memory_store.api.limits import Limits, RateLimiter
+from memory_store.api.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
+from memory_store.api.problems import install_handlers
 from memory_store.config import Settings
-from memory_store.db import default_pool_size, engine_pool_size
 from memory_store.errors import KeyProviderError
 from memory_store.logging import configure_logging, get_logger
-from memory_store.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
-from memory_store.problems import install_handlers
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.storage.engines import default_pool_size, engine_pool_size
+from memory_store.storage.migrate import SchemaOutOfDate
 
 _log = get_logger("memory_store.app")
 UI_DIR = Path(__file__).parent / "ui"
@@ -52,17 +52,10 @@ def create_app(
         # a request waits here for a thread rather than open (and then close) a connection.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = request_threads(runtime, settings)
-        sweeper: asyncio.Task[None] | None = None
-        if sweep and settings.retention_sweep_seconds > 0:
-            sweeper = asyncio.create_task(
-                runtime.sweeper.run_forever(settings.retention_sweep_seconds)
-            )
+        if sweep:
+            runtime.sweeper.start(settings.retention_sweep_seconds)
         yield
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-        runtime.close()
+        runtime.close()  # the sweeper too
 
     app = FastAPI(
         title="memory-store",
@@ -70,7 +63,9 @@ def create_app(
         description="A privacy-first memory service for AI assistants.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.runtime = runtime  # for tests and operations; the routers get only services
+    app.state.services = runtime.services
+    app.state.limits = _limits(settings)
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(assistant.router)
@@ -93,6 +88,19 @@ def create_app(
     return app
 
 
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        assistant=RateLimiter(
+            per_minute=settings.assistant_rate_limit_per_minute,
+            burst_seconds=settings.rate_limit_burst_seconds,
+        ),
+        others=RateLimiter(
+            per_minute=settings.rate_limit_per_minute,
+            burst_seconds=settings.rate_limit_burst_seconds,
+        ),
+    )
+
+
 def request_threads(runtime: Runtime, settings: Settings) -> int:
     """How many requests a process serves at once: its smallest connection pool."""
     sizes = [
@@ -113,7 +121,7 @@ def worker_app() -> FastAPI:
     configure_logging(settings.log_format, settings.log_level)
     try:
         return create_app(settings, sweep=False)
-    except (KeyProviderError, schema.SchemaOutOfDate) as exc:
+    except (KeyProviderError, SchemaOutOfDate) as exc:
         _log.error("worker_refusing_to_start", error=str(exc))
     except Exception:
         _log.exception("worker_start_failed")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import contextvars
 import json
 import os
 import re
 import secrets
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +19,15 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from audit import Checkpoint
-from memory_store import schema
 from memory_store.app import create_app
-from memory_store.audit_service import export_lines, verify_stored
-from memory_store.auth import OPERATOR
 from memory_store.config import MAX_WORKERS, Settings
+from memory_store.domain import OPERATIONS, OPERATOR, Role
 from memory_store.errors import KeyProviderError, Problem
-from memory_store.logging import configure_logging, get_logger
+from memory_store.logging import configure_logging
 from memory_store.mcp_server import build_server
-from memory_store.models import Role
-from memory_store.policy import COMPLIANCE
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import USER_ID_PATTERN
-
-_log = get_logger("memory_store.cli")
+from memory_store.storage import migrate
 
 
 def _user_id(value: str) -> str:
@@ -152,51 +144,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # afresh, with this environment) serves requests only.
     runtime = open_runtime(settings)
     try:
-        with _sweeping(runtime, settings.retention_sweep_seconds):
-            # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
-            # workers ended: one that could not start stops them all, and the command fails.
-            config = uvicorn.Config(
-                "memory_store.app:worker_app", factory=True, workers=workers, **options
-            )
-            supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-            supervisor.run()
+        runtime.sweeper.start(settings.retention_sweep_seconds)
+        # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
+        # workers ended: one that could not start stops them all, and the command fails.
+        config = uvicorn.Config(
+            "memory_store.app:worker_app", factory=True, workers=workers, **options
+        )
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
     finally:
-        runtime.close()
+        runtime.close()  # the sweeper too
     if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
         print("memory-store: a worker process failed to start (see its log)", file=sys.stderr)
         return 1
     return 0
-
-
-@contextlib.contextmanager
-def _sweeping(runtime: Runtime, interval_seconds: float) -> Iterator[None]:
-    """Run the retention sweeper every `interval_seconds` in a thread of this process, while
-    the block runs; a failed sweep is logged and retried at the next interval."""
-    if interval_seconds <= 0:
-        yield
-        return
-    stop = threading.Event()
-
-    def sweep_until_stopped() -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                runtime.sweeper.sweep()
-            except Exception as exc:  # keep sweeping; the next run may succeed
-                _log.error("retention_sweep_failed", error_type=type(exc).__name__)
-
-    # In a copy of this context: the sweeps' audit records carry this command's request id.
-    thread = threading.Thread(
-        target=contextvars.copy_context().run,
-        args=(sweep_until_stopped,),
-        name="retention-sweeper",
-        daemon=True,
-    )
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=60)
 
 
 def _tokens(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -226,39 +187,22 @@ def _tokens(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
-    keyring = runtime.keyring
-    provider = keyring.provider
-    auditor = runtime.auditor
     if args.action == "status":
-        counts = keyring.count_by_version()
-        current = provider.current_version()
-        for version in provider.versions():
-            mark = " (current)" if version == current else ""
-            print(f"KEK v{version}{mark}: wraps {counts.get(version, 0)} data key(s)")
+        for kek in runtime.keys.status():
+            mark = " (current)" if kek.current else ""
+            print(f"KEK v{kek.version}{mark}: wraps {kek.wraps} data key(s)")
     elif args.action == "rotate":
-        version = provider.add_version()
-        report = keyring.rewrap_all()
-        auditor.record(
-            OPERATOR,
-            "key.rotate",
-            target=f"kek:v{version}",
-            result_count=report.rewrapped,
-            outcome="allowed" if not report.failed else "denied",
-            reason=f"{report.failed} failed" if report.failed else None,
-        )
-        print(f"KEK v{version} is current; rewrapped {report.rewrapped} data key(s)")
+        report = runtime.keys.rotate()
+        print(f"KEK v{report.kek_version} is current; rewrapped {report.rewrapped} data key(s)")
         if report.failed:
             print(f"{report.failed} data key(s) could not be unwrapped", file=sys.stderr)
             return 1
     elif args.action == "retire":
-        target = f"kek:v{args.version}"
         try:
-            keyring.retire_kek(args.version)
+            runtime.keys.retire(args.version)
         except KeyProviderError as exc:
-            auditor.record(OPERATOR, "key.retire", target=target, outcome="denied")
             print(f"memory-store: cannot retire KEK v{args.version}: {exc}", file=sys.stderr)
             return 1
-        auditor.record(OPERATOR, "key.retire", target=target)
         print(f"KEK v{args.version} destroyed")
     return 0
 
@@ -270,15 +214,13 @@ def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"memory-store: checkpoint: {exc}", file=sys.stderr)
             return 2
-        runtime.auditor.record(OPERATOR, "audit.verify", purpose=COMPLIANCE)
-        result = verify_stored(runtime.audit.store, runtime.audit_log, kept)
+        result = runtime.audit.verify(OPERATOR, purpose=OPERATIONS, kept=kept)
         print(json.dumps(result.to_dict(), indent=2))
         if not result.ok:
             print(f"TAMPERED at record {result.first_bad_seq}: {result.problem}", file=sys.stderr)
             return 1
     elif args.action == "export":
-        runtime.auditor.record(OPERATOR, "audit.export", purpose=COMPLIANCE)
-        lines = export_lines(runtime.audit.store, runtime.audit_log)
+        lines = runtime.audit.export(OPERATOR, purpose=OPERATIONS)
         if args.output is None:
             sys.stdout.writelines(lines)
         else:
@@ -310,11 +252,11 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     engines = open_engines(settings)
     try:
         if args.action == "upgrade":
-            schema.upgrade_all(engines)
-        for branch in schema.BRANCHES:
+            migrate.upgrade_all(engines)
+        for branch in migrate.BRANCHES:
             print(
-                f"{branch}: at {schema.current(engines[branch], branch) or 'nothing'}, "
-                f"head {schema.head(branch)}"
+                f"{branch}: at {migrate.current(engines[branch], branch) or 'nothing'}, "
+                f"head {migrate.head(branch)}"
             )
     finally:
         for engine in engines.values():
@@ -353,7 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "db":
             return _db(settings, args)
-        runtime = open_runtime(settings)
+        # A management command creates a brand-new store, but never migrates one a server
+        # may be using: that is `db upgrade`'s job.
+        runtime = open_runtime(settings, schema="create")
         try:
             handler = {
                 "mcp": _mcp,
@@ -365,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(runtime, args)
         finally:
             runtime.close()
-    except (KeyProviderError, schema.SchemaOutOfDate) as exc:
+    except (KeyProviderError, migrate.SchemaOutOfDate) as exc:
         print(f"memory-store: refusing to start: {exc}", file=sys.stderr)
         return 1
     except Problem as exc:

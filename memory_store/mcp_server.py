@@ -14,11 +14,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from memory_store.auth import Principal
+from memory_store.domain import Principal
 from memory_store.errors import Problem
 from memory_store.runtime import Runtime
 from memory_store.schemas import MemoryCreate, MemoryPublic
-from memory_store.service import ListQuery
+from memory_store.services.memories import ListQuery
 
 
 def _public(memory: MemoryPublic) -> dict[str, Any]:

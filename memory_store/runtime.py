@@ -1,33 +1,44 @@
-"""Wiring: from Settings to the engines, keys, policy and services the app and CLI share."""
+"""Wiring: from Settings to the engines, keys, policy, trail and services that the app, the
+CLI and the MCP server share. The one module that knows every room."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine
 
 from audit import SigningKey
-from memory_store import schema
-from memory_store.audit_service import AuditService
-from memory_store.audit_store import AuditLog, AuditStore, ensure_head
-from memory_store.auditing import Auditor
-from memory_store.auth import TokenService
-from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
-from memory_store.consents import ConsentService
-from memory_store.crypto import LocalKeyFileProvider
-from memory_store.db import make_engine
-from memory_store.erasure import Eraser
 from memory_store.errors import KeyProviderError
-from memory_store.group_commit import GroupCommitter
-from memory_store.keystore import DataKeyring, wrapped_key_counts
-from memory_store.limits import Limits, RateLimiter
-from memory_store.policy import Policy
-from memory_store.rawdb import close_thread_connections
-from memory_store.repository import ConsentRepository, MemoryRepository, TokenRepository
-from memory_store.retention import RetentionSweeper
-from memory_store.rights import UserRightsService
-from memory_store.service import MemoryService
+from memory_store.keys.keyring import DataKeyring
+from memory_store.keys.provider import LocalKeyFileProvider
+from memory_store.policy import Catalogue, Policy
+from memory_store.services.audit import AuditService
+from memory_store.services.consents import ConsentService
+from memory_store.services.container import Services
+from memory_store.services.keys import KeyService
+from memory_store.services.memories import MemoryService
+from memory_store.services.retention import RetentionSweeper
+from memory_store.services.rights import UserRightsService
+from memory_store.services.tokens import TokenService
+from memory_store.storage import migrate
+from memory_store.storage.audit_trail import AuditTrailStore
+from memory_store.storage.consents import ConsentRepository
+from memory_store.storage.engines import make_engine
+from memory_store.storage.eraser import Eraser
+from memory_store.storage.group_commit import GroupCommitter
+from memory_store.storage.keystore import KeyStore
+from memory_store.storage.memories import MemoryRepository
+from memory_store.storage.rawdb import RawDB, close_thread_connections
+from memory_store.storage.tokens import TokenRepository
+from memory_store.trail.log import AuditLog
+from memory_store.trail.recorder import Auditor
+
+# What opening the runtime does about the databases' schema: bring them to the current one
+# (the server's start, by default), create a brand-new store but leave an existing one as it
+# is (every other command: it must not migrate a database a server is using), or only check.
+SchemaAction = Literal["upgrade", "create", "check"]
 
 
 @dataclass
@@ -40,6 +51,7 @@ class Runtime:
     catalogue: Catalogue
     policy: Policy
     audit_log: AuditLog
+    audit_store: AuditTrailStore
     auditor: Auditor
     memories: MemoryService
     consents: ConsentService
@@ -48,20 +60,32 @@ class Runtime:
     tokens: TokenService
     audit: AuditService
     rights: UserRightsService
-    limits: Limits
+    keys: KeyService
     eraser: Eraser
     memory_writer: GroupCommitter
+
+    @property
+    def services(self) -> Services:
+        """What the HTTP layer may use."""
+        return Services(
+            memories=self.memories,
+            consents=self.consents,
+            rights=self.rights,
+            audit=self.audit,
+            tokens=self.tokens,
+            check_ready=self.ready,
+        )
 
     def ready(self) -> None:
         """Raise unless the databases answer and the key file is usable."""
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            RawDB(engine).one("SELECT 1", ())
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        """Stop the eraser, flush the audit trail (and sign its end), then release the
-        databases."""
+        """Stop the sweeper and the eraser, flush the audit trail (and sign its end), then
+        release the databases."""
+        self.sweeper.close()
         self.eraser.close()
         self.memory_writer.close()
         self.audit_log.close()
@@ -70,14 +94,10 @@ class Runtime:
             engine.dispose()
 
 
-def _open_signing_key(settings: Settings, audit_engine: Engine) -> SigningKey:
-    with audit_engine.connect() as conn:
-        has_records = bool(
-            conn.execute(select(func.count()).select_from(schema.AUDIT_TABLES[0])).scalar()
-        )
+def _open_signing_key(settings: Settings, store: AuditTrailStore) -> SigningKey:
     path = settings.resolved_audit_key_file()
     try:
-        return SigningKey.load_or_create(path, create=not has_records)
+        return SigningKey.load_or_create(path, create=not store.has_records())
     except (OSError, ValueError) as exc:
         raise KeyProviderError(f"audit signing key: {exc}") from None
 
@@ -96,28 +116,34 @@ def open_engines(settings: Settings) -> dict[str, Engine]:
     }
 
 
-def open_runtime(settings: Settings) -> Runtime:
+def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> Runtime:
     """Open (and on first run create) the databases, the key file and the signing key.
-    Alembic brings the databases to the current schema first (unless
-    MEMORY_STORE_MIGRATE_ON_START=false, when they must already be there).
+    `schema` (default: "upgrade", or "check" when MEMORY_STORE_MIGRATE_ON_START=false) says
+    what is done about the databases' schema first.
 
     A key file is created only when the key store holds no keys yet, and a signing key only
     when the audit trail is empty: otherwise a missing one raises KeyProviderError, because a
     new key would leave stored memories unreadable, or the trail's signatures unverifiable.
     """
+    if schema is None or not settings.migrate_on_start:
+        schema = "upgrade" if settings.migrate_on_start else "check"
     engines = open_engines(settings)
-    engine, keystore_engine, audit_engine = engines["memory"], engines["keystore"], engines["audit"]
-    if settings.migrate_on_start:
-        schema.upgrade_all(engines)
+    if schema == "upgrade":
+        migrate.upgrade_all(engines)
     else:
-        schema.check_current(engines)
-    ensure_head(audit_engine)
+        if schema == "create":
+            migrate.create_new(engines)
+        migrate.check_current(engines)
+    engine, keystore_engine, audit_engine = engines["memory"], engines["keystore"], engines["audit"]
+    audit_store = AuditTrailStore(RawDB(audit_engine))
+    audit_store.ensure_head()
+    keystore = KeyStore(RawDB(keystore_engine))
     provider = LocalKeyFileProvider(
-        settings.resolved_key_file(), create=not wrapped_key_counts(keystore_engine)
+        settings.resolved_key_file(), create=not keystore.counts_by_version()
     )
-    keyring = DataKeyring(keystore_engine, provider)
+    keyring = DataKeyring(keystore, provider)
     keyring.check_versions()
-    signing_key = _open_signing_key(settings, audit_engine)
+    signing_key = _open_signing_key(settings, audit_store)
     catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
     policy = Policy(settings.policy_dir, catalogue)
     audit_log = AuditLog(
@@ -127,12 +153,13 @@ def open_runtime(settings: Settings) -> Runtime:
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
     auditor = Auditor(audit_log, keyring)
+    memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
-    memory_repository = MemoryRepository(engine, memory_writer)
-    eraser = Eraser(engine, keyring)
+    memory_repository = MemoryRepository(memory_raw, memory_writer)
+    eraser = Eraser(memory_raw, keyring.destroy)
     eraser.start()  # resumes any erasure a previous run left unfinished
-    consent_repository = ConsentRepository(engine)
-    token_repository = TokenRepository(engine)
+    consent_repository = ConsentRepository(memory_raw)
+    token_repository = TokenRepository(memory_raw)
     memories = MemoryService(
         memory_repository,
         consent_repository,
@@ -143,7 +170,7 @@ def open_runtime(settings: Settings) -> Runtime:
         max_memories_per_user=settings.max_memories_per_user,
     )
     consents = ConsentService(consent_repository, policy, catalogue, auditor)
-    audit = AuditService(AuditStore(audit_engine), audit_log, policy, auditor, token_repository)
+    audit = AuditService(audit_store, signing_key, policy, auditor, token_repository)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -153,6 +180,7 @@ def open_runtime(settings: Settings) -> Runtime:
         catalogue=catalogue,
         policy=policy,
         audit_log=audit_log,
+        audit_store=audit_store,
         auditor=auditor,
         memories=memories,
         consents=consents,
@@ -160,19 +188,8 @@ def open_runtime(settings: Settings) -> Runtime:
         sweeper=RetentionSweeper(memory_repository, policy, auditor),
         tokens=TokenService(token_repository, auditor),
         audit=audit,
-        rights=UserRightsService(
-            keystore_engine, memories, consents, audit, keyring, policy, auditor, eraser
-        ),
+        rights=UserRightsService(memories, consents, audit, keyring, policy, auditor, eraser),
+        keys=KeyService(keyring, auditor),
         eraser=eraser,
         memory_writer=memory_writer,
-        limits=Limits(
-            assistant=RateLimiter(
-                per_minute=settings.assistant_rate_limit_per_minute,
-                burst_seconds=settings.rate_limit_burst_seconds,
-            ),
-            others=RateLimiter(
-                per_minute=settings.rate_limit_per_minute,
-                burst_seconds=settings.rate_limit_burst_seconds,
-            ),
-        ),
     )

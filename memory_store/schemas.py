@@ -181,10 +181,6 @@ class MemoryVersionPublic(BaseModel):
     __str__ = __repr__
 
 
-class SweepReport(BaseModel):
-    purged: int
-
-
 class AuditEventPublic(BaseModel):
     """One audit record, as stored and chained. No contents, no query text, no user id."""
 

@@ -11,7 +11,7 @@ from memory_store.api.deps import (
     MemoryIdPath,
     PrincipalDep,
     PurposeQuery,
-    RuntimeDep,
+    ServicesDep,
     UserIdPath,
     problem_responses,
 )
@@ -30,11 +30,11 @@ def write_memory(
     purpose: PurposeQuery,
     body: MemoryCreate,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     response: Response,
 ) -> MemoryPublic:
     """Store a new memory about `user_id`, encrypted under that user's key."""
-    memory = runtime.memories.write(principal, user_id, purpose, body)
+    memory = services.memories.write(principal, user_id, purpose, body)
     response.headers["Location"] = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
     return memory
 
@@ -45,10 +45,10 @@ def list_memories(
     purpose: PurposeQuery,
     query: ListQueryDep,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
 ) -> MemoryPage:
     """The user's memories that `purpose` may use, newest first."""
-    return runtime.memories.list_for_purpose(principal, user_id, purpose, query)
+    return services.memories.list_for_purpose(principal, user_id, purpose, query)
 
 
 @router.get("/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
@@ -57,10 +57,10 @@ def get_memory(
     memory_id: MemoryIdPath,
     purpose: PurposeQuery,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
 ) -> MemoryPublic:
     """One memory, if `purpose` may use its category."""
-    return runtime.memories.get_for_purpose(principal, user_id, memory_id, purpose)
+    return services.memories.get_for_purpose(principal, user_id, memory_id, purpose)
 
 
 @router.delete(
@@ -73,10 +73,10 @@ def forget_memory(
     memory_id: MemoryIdPath,
     purpose: PurposeQuery,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
 ) -> None:
     """Forget one memory on the user's behalf (\"forget that\"): it and its history go."""
-    runtime.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
+    services.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
 
 
 context_router = APIRouter(prefix="/v1/users/{user_id}/context", tags=["assistant"])
@@ -87,7 +87,7 @@ def get_context(
     user_id: UserIdPath,
     purpose: PurposeQuery,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     q: Annotated[
         str | None, Query(min_length=1, max_length=256, description="What the turn is about.")
     ] = None,
@@ -96,6 +96,6 @@ def get_context(
 ) -> ContextResult:
     """The memories most relevant to `q`, best first, within `max_chars` characters: what an
     assistant puts in front of the model for one turn. Audited like any read."""
-    return runtime.memories.context(
+    return services.memories.context(
         principal, user_id, purpose, q=q, limit=limit, max_chars=max_chars
     )

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from memory_store.api.deps import PrincipalDep, RuntimeDep, problem_responses
-from memory_store.audit_store import AuditQuery
+from memory_store.api.deps import PrincipalDep, ServicesDep, problem_responses
+from memory_store.domain import AuditQuery
 from memory_store.schemas import (
     USER_ID_PATTERN,
     AuditCheckpointPublic,
@@ -26,7 +26,7 @@ _TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 @router.get("/events", responses=problem_responses(401, 403, 422))
 def list_events(
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     actor: Annotated[str | None, Query(max_length=64, description="A token id.")] = None,
     user_id: Annotated[
         str | None, Query(pattern=USER_ID_PATTERN, description="Resolved to its pseudonym.")
@@ -40,7 +40,7 @@ def list_events(
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> AuditEventPage:
     """Audit records, newest first, filtered."""
-    page = runtime.audit.events(
+    page = services.audit.events(
         principal,
         AuditQuery(
             actor_id=actor,
@@ -61,16 +61,16 @@ def list_events(
 
 
 @router.get("/verify", responses=problem_responses(401, 403))
-def verify(principal: PrincipalDep, runtime: RuntimeDep) -> AuditVerification:
+def verify(principal: PrincipalDep, services: ServicesDep) -> AuditVerification:
     """Verify the stored trail: the hash chain, every checkpoint's signature, and that the
     trail still extends every checkpoint."""
-    return AuditVerification(**runtime.audit.verify(principal).to_dict())
+    return AuditVerification(**services.audit.verify(principal).to_dict())
 
 
 @router.get("/checkpoints", responses=problem_responses(401, 403))
-def checkpoints(principal: PrincipalDep, runtime: RuntimeDep) -> list[AuditCheckpointPublic]:
+def checkpoints(principal: PrincipalDep, services: ServicesDep) -> list[AuditCheckpointPublic]:
     """Signed checkpoints: keep copies outside the operator's reach."""
-    return [AuditCheckpointPublic(**c.to_dict()) for c in runtime.audit.checkpoints(principal)]
+    return [AuditCheckpointPublic(**c.to_dict()) for c in services.audit.checkpoints(principal)]
 
 
 @router.get(
@@ -78,9 +78,9 @@ def checkpoints(principal: PrincipalDep, runtime: RuntimeDep) -> list[AuditCheck
     response_class=Response,
     responses={200: {"content": {"application/x-pem-file": {}}}, **problem_responses(401, 403)},
 )
-def public_key(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+def public_key(principal: PrincipalDep, services: ServicesDep) -> Response:
     """The Ed25519 public key that verifies checkpoints (PEM)."""
-    return Response(runtime.audit.public_key_pem(principal), media_type="application/x-pem-file")
+    return Response(services.audit.public_key_pem(principal), media_type="application/x-pem-file")
 
 
 @router.get(
@@ -88,9 +88,9 @@ def public_key(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}, **problem_responses(401, 403)},
 )
-def export(principal: PrincipalDep, runtime: RuntimeDep) -> StreamingResponse:
+def export(principal: PrincipalDep, services: ServicesDep) -> StreamingResponse:
     """The whole trail as JSON Lines, for `python -m audit verify EXPORT --public-key KEY`."""
-    lines: Iterator[str] = runtime.audit.export(principal)
+    lines: Iterator[str] = services.audit.export(principal)
     return StreamingResponse(
         lines,
         media_type="application/x-ndjson",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
 
-from memory_store.api.deps import PrincipalDep, RuntimeDep, problem_responses
+from memory_store.api.deps import PrincipalDep, ServicesDep, problem_responses
 from memory_store.schemas import (
     ConsentChangeResult,
     ConsentGrant,
@@ -29,9 +29,9 @@ ChannelHeader = Annotated[
 
 
 @router.get("/consents", responses=problem_responses(401, 403))
-def get_consents(principal: PrincipalDep, runtime: RuntimeDep) -> ConsentOverview:
+def get_consents(principal: PrincipalDep, services: ServicesDep) -> ConsentOverview:
     """For every purpose and category: may the assistant use it, and is that the default?"""
-    return runtime.consents.overview(principal)
+    return services.consents.overview(principal)
 
 
 @router.put("/consents/{purpose}/{category}", responses=problem_responses(400, 401, 403, 413, 422))
@@ -42,13 +42,13 @@ def put_consent(
     ],
     body: ConsentGrant,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     channel: ChannelHeader = "api",
 ) -> ConsentChangeResult:
     """Grant or withdraw a purpose for a category. It takes effect on the very next request.
     A choice for "*" replaces every per-category choice of that purpose; sensitive categories
     still need a grant of their own."""
-    return runtime.consents.choose(
+    return services.consents.choose(
         principal, purpose, category, granted=body.granted, channel=channel
     )
 
@@ -56,23 +56,23 @@ def put_consent(
 @router.get("/consents/history", responses=problem_responses(401, 403, 422))
 def get_consent_history(
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> ConsentHistoryPage:
     """Every change of consent, newest first: what, when, and through which channel."""
-    return runtime.consents.history(principal, limit=limit, cursor=cursor)
+    return services.consents.history(principal, limit=limit, cursor=cursor)
 
 
 @router.get("/settings", responses=problem_responses(401, 403))
-def get_settings(principal: PrincipalDep, runtime: RuntimeDep) -> SettingsPublic:
-    return runtime.consents.settings(principal)
+def get_settings(principal: PrincipalDep, services: ServicesDep) -> SettingsPublic:
+    return services.consents.settings(principal)
 
 
 @router.patch("/settings", responses=problem_responses(400, 401, 403, 413, 422))
 def patch_settings(
-    body: SettingsUpdate, principal: PrincipalDep, runtime: RuntimeDep
+    body: SettingsUpdate, principal: PrincipalDep, services: ServicesDep
 ) -> SettingsPublic:
     """`memory_enabled: false` pauses memory: the assistant gets nothing and may write
     nothing, while you still see and manage everything."""
-    return runtime.consents.update_settings(principal, memory_enabled=body.memory_enabled)
+    return services.consents.update_settings(principal, memory_enabled=body.memory_enabled)

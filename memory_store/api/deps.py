@@ -1,4 +1,4 @@
-"""Dependencies shared by the routers: the runtime, the caller, common parameters."""
+"""Dependencies shared by the routers: the services, the caller, common parameters."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from memory_store.auth import Principal
+from memory_store.api.limits import Limits
+from memory_store.domain import Principal, Role
 from memory_store.errors import Unauthenticated
-from memory_store.models import Role
-from memory_store.runtime import Runtime
 from memory_store.schemas import USER_ID_PATTERN
-from memory_store.service import ListQuery
+from memory_store.services.container import Services
+from memory_store.services.memories import ListQuery
 
 # Declared for the OpenAPI document ("Authorize" in /docs); the header is checked below.
 _bearer = HTTPBearer(auto_error=False, description="A token from `memory-store tokens create`.")
@@ -53,33 +53,34 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # are `async def`; those that touch a database stay `def`, so they never block the loop.
 
 
-async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def get_principal(
     request: Request,
-    runtime: Annotated[Runtime, Depends(get_runtime)],
+    services: Annotated[Services, Depends(get_services)],
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from their bearer token: a database lookup on every request (so that a
     revocation holds at once in every process), hence a sync dependency, in the thread pool.
     It stays a dependency, resolved before the parameters are validated, so that a caller
     without a valid token learns nothing about the API beyond 401."""
+    limits: Limits = request.app.state.limits
     try:
-        principal = runtime.tokens.authenticate(request.headers.get("authorization"))
+        principal = services.tokens.authenticate(request.headers.get("authorization"))
     except Unauthenticated as problem:
         # Limit guessing per client address first, so a flood of bad tokens cannot flood
         # the audit trail with its refusals either.
-        runtime.limits.check_address(request.client.host if request.client else "-")
-        runtime.auditor.denied(None, "auth", problem)
+        limits.check_address(request.client.host if request.client else "-")
+        services.tokens.refuse(problem)
         raise
-    runtime.limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
+    limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
     return principal
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserIdPath = Annotated[
     str, Path(pattern=USER_ID_PATTERN, description="1-128 characters of [A-Za-z0-9._@-].")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from memory_store.api.deps import RuntimeDep
+from memory_store.api.deps import ServicesDep
 from memory_store.logging import get_logger
 from memory_store.schemas import Health
 
@@ -19,10 +19,10 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", responses={503: {"model": Health}})
-def readyz(runtime: RuntimeDep, response: Response) -> Health:
+def readyz(services: ServicesDep, response: Response) -> Health:
     """The databases answer and the key file is usable."""
     try:
-        runtime.ready()
+        services.check_ready()
     except Exception as exc:  # readiness reports any failure as 503, it does not crash
         _log.warning("not_ready", error_type=type(exc).__name__)
         response.status_code = 503

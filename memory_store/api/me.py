@@ -11,7 +11,7 @@ from memory_store.api.deps import (
     ListQueryDep,
     MemoryIdPath,
     PrincipalDep,
-    RuntimeDep,
+    ServicesDep,
     problem_responses,
 )
 from memory_store.errors import InvalidRequest
@@ -48,29 +48,29 @@ def parse_if_match(value: str | None) -> int | None:
 
 @router.get("/memories", responses=problem_responses(401, 403, 410, 422))
 def list_my_memories(
-    query: ListQueryDep, principal: PrincipalDep, runtime: RuntimeDep
+    query: ListQueryDep, principal: PrincipalDep, services: ServicesDep
 ) -> MemoryPage:
     """Everything kept about you, newest first; `q` searches the contents."""
-    return runtime.memories.list_own(principal, query)
+    return services.memories.list_own(principal, query)
 
 
 @router.delete("/memories", responses=problem_responses(401, 403, 422))
 def delete_my_category(
     category: Annotated[str, Query(min_length=1, max_length=64)],
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
 ) -> CategoryErasure:
     """Forget every memory of one category, with its history, for good."""
-    deleted = runtime.memories.delete_category_own(principal, category)
+    deleted = services.memories.delete_category_own(principal, category)
     return CategoryErasure(category=category, deleted=deleted)
 
 
 @router.get("/memories/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
 def get_my_memory(
-    memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep, response: Response
+    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep, response: Response
 ) -> MemoryPublic:
     """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
-    memory = runtime.memories.get_own(principal, memory_id)
+    memory = services.memories.get_own(principal, memory_id)
     response.headers["ETag"] = etag(memory.version)
     return memory
 
@@ -83,7 +83,7 @@ def patch_my_memory(
     memory_id: MemoryIdPath,
     body: MemoryUpdate,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     response: Response,
     if_match: Annotated[
         str | None,
@@ -92,7 +92,7 @@ def patch_my_memory(
 ) -> MemoryPublic:
     """Correct a memory: its content, its category, or an earlier expiry. The version it
     replaces is kept in its history."""
-    memory = runtime.memories.update_own(
+    memory = services.memories.update_own(
         principal, memory_id, body, if_match=parse_if_match(if_match)
     )
     response.headers["ETag"] = etag(memory.version)
@@ -104,46 +104,48 @@ def patch_my_memory(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
 )
-def delete_my_memory(memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep) -> None:
+def delete_my_memory(
+    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
+) -> None:
     """Forget one memory: it and its history are deleted for good."""
-    runtime.memories.delete_own(principal, memory_id)
+    services.memories.delete_own(principal, memory_id)
 
 
 @router.get("/memories/{memory_id}/history", responses=problem_responses(401, 403, 404, 410, 422))
 def my_memory_history(
-    memory_id: MemoryIdPath, principal: PrincipalDep, runtime: RuntimeDep
+    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
 ) -> list[MemoryVersionPublic]:
     """The earlier versions of a memory, newest first."""
-    return runtime.memories.history_own(principal, memory_id)
+    return services.memories.history_own(principal, memory_id)
 
 
 @router.get("/export", responses=problem_responses(401, 403, 410))
-def export_me(principal: PrincipalDep, runtime: RuntimeDep, response: Response) -> UserExport:
+def export_me(principal: PrincipalDep, services: ServicesDep, response: Response) -> UserExport:
     """Everything held about you, as one JSON document (format memory-store-export/1)."""
     response.headers["Content-Disposition"] = 'attachment; filename="memory-store-export.json"'
-    return runtime.rights.export(principal)
+    return services.rights.export(principal)
 
 
 @router.delete("", responses=problem_responses(401, 403))
-def forget_me(principal: PrincipalDep, runtime: RuntimeDep) -> ErasureReceipt:
+def forget_me(principal: PrincipalDep, services: ServicesDep) -> ErasureReceipt:
     """Forget everything: your data key is destroyed, every memory, version, consent,
     setting and token of yours is deleted. The receipt says what, and the audit record."""
-    return runtime.rights.forget(principal)
+    return services.rights.forget(principal)
 
 
 @router.get("", responses=problem_responses(401, 403))
-def whoami(principal: PrincipalDep, runtime: RuntimeDep) -> WhoAmI:
+def whoami(principal: PrincipalDep, services: ServicesDep) -> WhoAmI:
     """Who your token belongs to."""
-    return runtime.rights.whoami(principal)
+    return services.rights.whoami(principal)
 
 
 @router.get("/access-log", responses=problem_responses(401, 403, 422))
 def access_log(
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> AccessLogPage:
     """Who read (or tried to read) your memories, when, and for which purpose."""
-    entries, next_cursor = runtime.audit.access_log(principal, limit=limit, cursor=cursor)
+    entries, next_cursor = services.audit.access_log(principal, limit=limit, cursor=cursor)
     return AccessLogPage(items=entries, next_cursor=next_cursor)

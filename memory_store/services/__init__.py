@@ -1,0 +1,4 @@
+"""The use cases, one module each: memories (write, read, search, context, edit, forget),
+consents, rights (export, forget me), audit (compliance and the access log), retention,
+tokens and keys. Each runs policy -> audit -> storage -> keys in the same order; `guard`
+is the one way a refusal is decided, recorded and raised."""

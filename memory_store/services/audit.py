@@ -1,0 +1,156 @@
+"""The audit trail's readers: compliance staff (events, verify, checkpoints, export) and each
+user (their own access log). Compliance never reads memory contents: the trail holds none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from audit import AuditRecord, Checkpoint, SigningKey, VerificationResult
+from memory_store.domain import (
+    ALL_CATEGORIES,
+    COMPLIANCE,
+    READ_ACTIONS,
+    SELF_SERVICE,
+    AuditAction,
+    AuditQuery,
+    Principal,
+)
+from memory_store.errors import InvalidCursor
+from memory_store.policy import AccessRequest, Action, Policy
+from memory_store.schemas import AccessLogEntry
+from memory_store.services.cursors import decode_cursor, encode_cursor
+from memory_store.services.guard import Guard
+from memory_store.storage.audit_trail import AuditTrailStore
+from memory_store.storage.tokens import TokenRepository
+from memory_store.trail.recorder import Auditor
+from memory_store.trail.verification import export_lines, verify_stored
+
+
+@dataclass(frozen=True)
+class EventPage:
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
+class AuditService:
+    def __init__(
+        self,
+        store: AuditTrailStore,
+        signing_key: SigningKey,
+        policy: Policy,
+        auditor: Auditor,
+        tokens: TokenRepository,
+    ) -> None:
+        self._store = store
+        self._signing_key = signing_key
+        self._auditor = auditor
+        self._tokens = tokens
+        self._guard = Guard(policy, auditor)
+
+    def _check(self, principal: Principal, action: Action, purpose: str, subject: str) -> None:
+        request = AccessRequest(principal, action, subject, purpose, ALL_CATEGORIES)
+        self._guard.check(request, AuditAction(action.value), subject=None)
+
+    def events(
+        self,
+        principal: Principal,
+        query: AuditQuery,
+        *,
+        user_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> EventPage:
+        """Matching records, newest first. A user id is turned into its pseudonym here, on
+        the server; a user without a key (never seen, or forgotten) has no records."""
+        self._check(principal, Action.audit_read, COMPLIANCE, "")
+        before = _cursor_seq(cursor)
+        if user_id is not None:
+            subject = self._auditor.existing_subject(user_id)
+            if subject is None:
+                self._auditor.record(
+                    principal, AuditAction.audit_read, purpose=COMPLIANCE, result_count=0
+                )
+                return EventPage(items=[], next_cursor=None)
+            query = replace(query, subject=subject)
+        records = self._store.page(query, limit=limit + 1, before_seq=before)
+        items = records[:limit]
+        self._auditor.record(
+            principal, AuditAction.audit_read, purpose=COMPLIANCE, result_count=len(items)
+        )
+        more = len(records) > limit
+        return EventPage(items=items, next_cursor=_seq_cursor(items[-1].seq) if more else None)
+
+    def checkpoints(self, principal: Principal) -> list[Checkpoint]:
+        self._check(principal, Action.audit_read, COMPLIANCE, "")
+        return self._store.checkpoints()
+
+    def public_key_pem(self, principal: Principal) -> bytes:
+        self._check(principal, Action.audit_read, COMPLIANCE, "")
+        return self._signing_key.public_pem()
+
+    def verify(
+        self,
+        principal: Principal,
+        *,
+        purpose: str = COMPLIANCE,
+        kept: Sequence[Checkpoint] = (),
+    ) -> VerificationResult:
+        """Walk the whole stored trail: chain, signatures, every stored checkpoint, and any
+        checkpoints kept elsewhere (`kept`: those are what catch a trail cut short)."""
+        self._check(principal, Action.audit_verify, purpose, "")
+        self._auditor.record(principal, AuditAction.audit_verify, purpose=purpose)
+        return verify_stored(self._store, self._signing_key, kept)
+
+    def export(self, principal: Principal, *, purpose: str = COMPLIANCE) -> Iterator[str]:
+        """The whole trail as JSON Lines that `python -m audit verify` accepts. Audited, and
+        checked, before the first line is produced."""
+        self._check(principal, Action.audit_export, purpose, "")
+        self._auditor.record(principal, AuditAction.audit_export, purpose=purpose)
+        return export_lines(self._store, self._signing_key)
+
+    def access_log(
+        self, principal: Principal, *, limit: int, cursor: str | None
+    ) -> tuple[list[AccessLogEntry], str | None]:
+        """Who tried to read the caller's memories, when, for which purpose, and whether
+        they were allowed."""
+        user_id = principal.user_id or ""
+        self._check(principal, Action.access_log_read, SELF_SERVICE, user_id)
+        before = _cursor_seq(cursor)
+        subject = self._auditor.existing_subject(user_id)
+        if subject is None:
+            return [], None
+        records = self._store.page(
+            AuditQuery(subject=subject, actions=READ_ACTIONS), limit=limit + 1, before_seq=before
+        )
+        items = records[:limit]
+        names = self._tokens.names({record.actor_id for record in items})
+        entries = [
+            AccessLogEntry(
+                at=record.at,
+                actor=names.get(record.actor_id),
+                actor_role=record.actor_role,
+                action=record.action,
+                memory_ids=list(record.memory_ids),
+                purpose=record.purpose,
+                outcome=record.outcome,
+                reason=record.reason,
+                result_count=record.result_count,
+            )
+            for record in items
+        ]
+        more = len(records) > limit
+        return entries, _seq_cursor(items[-1].seq) if more else None
+
+
+def _seq_cursor(seq: int) -> str:
+    return encode_cursor({"s": seq})
+
+
+def _cursor_seq(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    seq = decode_cursor(cursor).get("s")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise InvalidCursor()
+    return seq

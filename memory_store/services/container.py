@@ -1,0 +1,23 @@
+"""What the HTTP layer is handed: the use cases, and nothing of the storage or keys beneath."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from memory_store.services.audit import AuditService
+from memory_store.services.consents import ConsentService
+from memory_store.services.memories import MemoryService
+from memory_store.services.rights import UserRightsService
+from memory_store.services.tokens import TokenService
+
+
+@dataclass(frozen=True)
+class Services:
+    memories: MemoryService
+    consents: ConsentService
+    rights: UserRightsService
+    audit: AuditService
+    tokens: TokenService
+    # Raises unless the databases answer and the keys are usable (for /readyz).
+    check_ready: Callable[[], None]

@@ -1,0 +1,176 @@
+"""What every memory use case shares: the policy gate on one memory, the filter of a page by
+the policy, and the one place contents are disclosed (`_disclose`): the read is recorded, and
+only once its record is committed are the rows decrypted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from memory_store.domain import AuditAction
+from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
+from memory_store.keys.envelope import UserKey
+from memory_store.keys.keyring import DataKeyring
+from memory_store.keys.payload import open_payload, version_binding
+from memory_store.policy import AccessRequest, Catalogue, Policy
+from memory_store.schemas import MemoryPublic, MemoryVersionPublic
+from memory_store.services.guard import Guard
+from memory_store.storage.consents import ConsentRepository
+from memory_store.storage.memories import MemoryRepository, MemoryRow, MemoryVersionRow
+from memory_store.trail.recorder import Auditor
+
+
+class MemoryAccess:
+    """Every decision is the policy's; every allowed or denied access is audited; contents
+    are decrypted only after the read's record is committed (a search decrypts to match, and
+    answers only after its record is committed)."""
+
+    def __init__(
+        self,
+        memories: MemoryRepository,
+        consents: ConsentRepository,
+        keyring: DataKeyring,
+        policy: Policy,
+        catalogue: Catalogue,
+        auditor: Auditor,
+        *,
+        max_memories_per_user: int = 10_000,
+    ) -> None:
+        self._max_memories = max_memories_per_user
+        self._memories = memories
+        self._consents = consents
+        self._keyring = keyring
+        self._policy = policy
+        self._catalogue = catalogue
+        self._auditor = auditor
+        self._guard = Guard(policy, auditor)
+
+    def _gate_role(self, request: AccessRequest, action: AuditAction) -> None:
+        self._guard.check_role(request, action, list(self._catalogue.categories))
+
+    def _one(
+        self, request: AccessRequest, action: AuditAction, memory_id: str, now: datetime
+    ) -> MemoryRow:
+        """The memory a request names, once the policy allows the request on it (its role,
+        then its category, expiry and the user's consent); every refusal audited."""
+        self._gate_role(request, action)
+        row = self._memories.get(request.subject_user_id, memory_id)
+        if row is None:
+            self._guard.deny(request, action, not_found(), [memory_id])
+        facts = self._consents.facts(request.subject_user_id)
+        on_row = replace(request, facts=facts, category=row.category, expired=row.expires_at <= now)
+        self._guard.check(on_row, action, [row.id])
+        return row
+
+    def _visible(
+        self, request: AccessRequest, rows: Sequence[MemoryRow], now: datetime
+    ) -> list[MemoryRow]:
+        """The rows the policy lets this request see, each decided on its own category and
+        expiry (cached decisions, so this is cheap)."""
+        decided: dict[tuple[str, bool], bool] = {}  # a page has few (category, expired) pairs
+        visible = []
+        for row in rows:
+            fact = (row.category, row.expires_at <= now)
+            allowed = decided.get(fact)
+            if allowed is None:
+                allowed = decided[fact] = self._policy.allows_row(request, *fact)
+            if allowed:
+                visible.append(row)
+        return visible
+
+    def _read_key(self, user_id: str) -> UserKey | None:
+        try:
+            return self._keyring.key_for_read(user_id)
+        except DecryptionError:  # the user's data key itself will not open
+            return None
+
+    def _record_read(
+        self,
+        request: AccessRequest,
+        action: AuditAction,
+        key: UserKey | None,
+        memory_ids: list[str],
+    ) -> None:
+        self._auditor.record(
+            request.principal,
+            action,
+            subject_user_id=request.subject_user_id,
+            subject_key=key,
+            memory_ids=memory_ids,
+            purpose=request.purpose,
+            result_count=len(memory_ids),
+        )
+
+    def _record_change(
+        self, request: AccessRequest, action: AuditAction, memory_ids: list[str]
+    ) -> None:
+        self._auditor.record(
+            request.principal,
+            action,
+            subject_user_id=request.subject_user_id,
+            memory_ids=memory_ids,
+            purpose=request.purpose,
+            result_count=len(memory_ids),
+        )
+
+    def _disclose(
+        self, request: AccessRequest, action: AuditAction, rows: Sequence[MemoryRow]
+    ) -> list[MemoryPublic]:
+        """Record the read, and only once it is committed, decrypt: one key for all rows."""
+        key = self._read_key(request.subject_user_id) if rows else None
+        self._record_read(request, action, key, [row.id for row in rows])
+        return [reveal(key, row) for row in rows]
+
+
+def open_row(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
+    """(content, source) of a row, or one opaque MemoryUnreadable."""
+    try:
+        return open_payload(key, row.key_id, row.id, row.ciphertext)
+    except DecryptionError:
+        raise MemoryUnreadable(
+            "This memory cannot be decrypted: it was altered, moved, or its key destroyed",
+            memory_id=row.id,
+        ) from None
+
+
+def reveal(key: UserKey | None, row: MemoryRow) -> MemoryPublic:
+    return public(row, *open_row(key, row))
+
+
+def reveal_version(key: UserKey | None, row: MemoryVersionRow) -> MemoryVersionPublic:
+    binding = version_binding(row.memory_id, row.version)
+    try:
+        content, source = open_payload(key, row.key_id, binding, row.ciphertext)
+    except DecryptionError:
+        raise MemoryUnreadable(
+            "An earlier version of this memory cannot be decrypted",
+            memory_id=row.memory_id,
+        ) from None
+    return MemoryVersionPublic(
+        version=row.version,
+        category=row.category,
+        content=content,
+        source=source,
+        expires_at=row.expires_at,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+
+
+def public(row: MemoryRow, content: str, source: str | None) -> MemoryPublic:
+    return MemoryPublic(
+        id=row.id,
+        user_id=row.user_id,
+        category=row.category,
+        content=content,
+        source=source,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+    )
+
+
+def not_found() -> NotFound:
+    return NotFound("No such memory")

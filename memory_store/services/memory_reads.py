@@ -1,0 +1,244 @@
+"""Reading memories: the assistant's list, get and context for a purpose, and a user's own
+list, get, history and export. Each read is recorded before anything is disclosed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from memory_store.clock import utc_now
+from memory_store.domain import SELF_SERVICE, AuditAction, Principal
+from memory_store.errors import InvalidCursor
+from memory_store.keys.envelope import UserKey
+from memory_store.policy import AccessRequest, Action
+from memory_store.recall.bm25 import bm25
+from memory_store.schemas import (
+    ContextItem,
+    ContextResult,
+    MemoryPage,
+    MemoryPublic,
+    MemoryVersionPublic,
+)
+from memory_store.services.cursors import decode_cursor, encode_cursor
+from memory_store.services.memory_access import (
+    MemoryAccess,
+    open_row,
+    public,
+    reveal,
+    reveal_version,
+)
+from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
+
+_SCAN_BATCH = 200  # rows decrypted per step while searching
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    category: str | None = None
+    q: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+def _position_cursor(position: Position) -> str:
+    return encode_cursor({"t": position.created_at.isoformat(), "i": position.memory_id})
+
+
+def _cursor_position(cursor: str) -> Position:
+    document = decode_cursor(cursor)
+    try:
+        created_at = datetime.fromisoformat(document["t"])
+        memory_id = document["i"]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidCursor() from None
+    if created_at.tzinfo is None or not isinstance(memory_id, str):
+        raise InvalidCursor()
+    return Position(created_at, memory_id)
+
+
+def _matches(content: str, terms: list[str]) -> bool:
+    folded = content.casefold()
+    return all(term in folded for term in terms)
+
+
+class MemoryReads(MemoryAccess):
+    def list_for_purpose(
+        self, principal: Principal, user_id: str, purpose: str, query: ListQuery
+    ) -> MemoryPage:
+        """The assistant's list: only categories the purpose may use."""
+        self._catalogue.purpose(purpose)
+        return self._list(principal, user_id, purpose, query)
+
+    def get_for_purpose(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> MemoryPublic:
+        self._catalogue.purpose(purpose)
+        return self._get(principal, user_id, memory_id, purpose)
+
+    def list_own(self, principal: Principal, query: ListQuery) -> MemoryPage:
+        return self._list(principal, principal.user_id or "", SELF_SERVICE, query)
+
+    def get_own(self, principal: Principal, memory_id: str) -> MemoryPublic:
+        return self._get(principal, principal.user_id or "", memory_id, SELF_SERVICE)
+
+    def context(
+        self,
+        principal: Principal,
+        user_id: str,
+        purpose: str,
+        *,
+        q: str | None,
+        limit: int,
+        max_chars: int,
+    ) -> ContextResult:
+        """The memories most relevant to `q` (BM25 over the memories the purpose may use;
+        the most recent without `q`), best first, as many as fit in `max_chars`. Ranking
+        needs the contents, so they are decrypted to rank; only the chosen ones are answered,
+        after their read is recorded."""
+        self._catalogue.purpose(purpose)
+        action = AuditAction.memory_context
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        self._gate_role(request, action)
+        request = replace(request, facts=self._consents.facts(user_id))
+        now = utc_now()
+        rows = self._visible(request, self._memories.live(user_id, now=now), now)
+        key = self._read_key(user_id) if rows else None
+        memories = [reveal(key, row) for row in rows]  # newest first
+        scores = bm25(q, [m.content for m in memories]) if q else [0.0] * len(memories)
+        ranked = sorted(
+            zip(scores, memories, strict=True),
+            key=lambda pair: pair[0],
+            reverse=True,  # stable: equal scores stay newest first
+        )
+        chosen: list[ContextItem] = []
+        used, truncated = 0, False
+        for score, memory in ranked:
+            if q and score <= 0:
+                break
+            if len(chosen) == limit:
+                truncated = True
+                break
+            if used + len(memory.content) > max_chars:
+                truncated = True
+                continue  # a shorter one further down may still fit
+            chosen.append(ContextItem(**memory.model_dump(), score=round(score, 4)))
+            used += len(memory.content)
+        self._record_read(request, action, key, [item.id for item in chosen])
+        return ContextResult(items=chosen, total_chars=used, truncated=truncated)
+
+    def history_own(self, principal: Principal, memory_id: str) -> list[MemoryVersionPublic]:
+        """The earlier versions of one of the user's memories, newest first."""
+        user_id = principal.user_id or ""
+        action = AuditAction.memory_history
+        request = AccessRequest(principal, Action.memory_read, user_id, SELF_SERVICE)
+        row = self._one(request, action, memory_id, utc_now())
+        versions = self._memories.versions(user_id, memory_id)
+        key = self._read_key(user_id)
+        self._record_read(request, action, key, [row.id] if versions else [])
+        return [reveal_version(key, version) for version in versions]
+
+    def export_own(
+        self, principal: Principal
+    ) -> list[tuple[MemoryPublic, list[MemoryVersionPublic]]]:
+        """Every live memory of the user with its history, decrypted, for their export."""
+        user_id = principal.user_id or ""
+        action = AuditAction.memory_export
+        request = AccessRequest(principal, Action.memory_export, user_id, SELF_SERVICE)
+        self._gate_role(request, action)
+        now = utc_now()
+        rows = self._memories.live(user_id, now=now)
+        versions: dict[str, list[MemoryVersionRow]] = {}
+        for version in self._memories.all_versions(user_id):
+            versions.setdefault(version.memory_id, []).append(version)
+        key = self._read_key(user_id)
+        self._record_read(request, action, key, [row.id for row in rows])
+        return [
+            (reveal(key, row), [reveal_version(key, v) for v in versions.get(row.id, [])])
+            for row in rows
+        ]
+
+    def _get(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> MemoryPublic:
+        action = AuditAction.memory_read
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        row = self._one(request, action, memory_id, utc_now())
+        return self._disclose(request, action, [row])[0]
+
+    def _list(
+        self, principal: Principal, user_id: str, purpose: str, query: ListQuery
+    ) -> MemoryPage:
+        if query.category is not None:
+            self._catalogue.category(query.category)
+        after = _cursor_position(query.cursor) if query.cursor else None
+        action = AuditAction.memory_search if query.q else AuditAction.memory_list
+        request = AccessRequest(principal, Action.memory_read, user_id, purpose)
+        self._gate_role(request, action)
+        request = replace(request, facts=self._consents.facts(user_id))
+        wanted = [query.category] if query.category else list(self._catalogue.categories)
+        categories = self._policy.allowed_categories(request, wanted)
+        terms = query.q.casefold().split() if query.q else []
+        now = utc_now()
+        rows: Sequence[MemoryRow] = []
+        more = False
+        if categories and not terms:
+            page = self._memories.page(
+                user_id, now=now, limit=query.limit + 1, categories=categories, after=after
+            )
+            rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
+            items = self._disclose(request, action, rows)
+        elif categories:
+            key = self._read_key(user_id)
+            found, more = self._search(
+                request=request,
+                key=key,
+                now=now,
+                categories=categories,
+                after=after,
+                terms=terms,
+                limit=query.limit,
+            )
+            self._record_read(request, action, key, [memory.id for memory in found])
+            items = found
+        else:  # nothing the purpose may use: an empty answer, still on the record
+            items = self._disclose(request, action, [])
+        next_cursor = (
+            _position_cursor(Position(items[-1].created_at, items[-1].id))
+            if more and items
+            else None
+        )
+        return MemoryPage(items=items, next_cursor=next_cursor)
+
+    def _search(
+        self,
+        *,
+        request: AccessRequest,
+        key: UserKey | None,
+        now: datetime,
+        categories: list[str],
+        after: Position | None,
+        terms: list[str],
+        limit: int,
+    ) -> tuple[list[MemoryPublic], bool]:
+        """Keyword search: decrypt the user's memories batch by batch and keep the matches.
+        Contents are encrypted, so the database cannot search them. Nothing found here
+        leaves the service until the caller has recorded the read."""
+        found: list[MemoryPublic] = []
+        while True:
+            rows = self._memories.page(
+                request.subject_user_id,
+                now=now,
+                limit=_SCAN_BATCH,
+                categories=categories,
+                after=after,
+            )
+            for row in self._visible(request, rows, now):
+                content, source = open_row(key, row)
+                if _matches(content, terms):
+                    if len(found) == limit:
+                        return found, True
+                    found.append(public(row, content, source))
+            if len(rows) < _SCAN_BATCH:
+                return found, False
+            after = Position(rows[-1].created_at, rows[-1].id)

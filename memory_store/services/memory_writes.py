@@ -1,0 +1,199 @@
+"""Changing memories: the assistant's write and forget, and a user's edit and deletes. Each
+change is recorded before it is made."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from memory_store.clock import utc_now
+from memory_store.domain import SELF_SERVICE, AuditAction, Principal
+from memory_store.errors import (
+    DecryptionError,
+    InvalidRequest,
+    KeysUnavailable,
+    PreconditionFailed,
+    QuotaExceeded,
+)
+from memory_store.keys.payload import seal_payload, version_binding
+from memory_store.policy import AccessRequest, Action, refuse_secrets
+from memory_store.schemas import MemoryCreate, MemoryPublic, MemoryUpdate
+from memory_store.services.memory_access import MemoryAccess, not_found, open_row, public
+from memory_store.storage.memories import MemoryRow, MemoryVersionRow
+
+
+def new_memory_id() -> str:
+    """Random and opaque, so ids invite no enumeration."""
+    return "mem_" + secrets.token_urlsafe(16)
+
+
+class MemoryWrites(MemoryAccess):
+    def write(
+        self, principal: Principal, user_id: str, purpose: str, body: MemoryCreate
+    ) -> MemoryPublic:
+        action = AuditAction.memory_write
+        self._catalogue.purpose(purpose)
+        category = self._catalogue.category(body.category)
+        refuse_secrets(body.content, body.source)
+        request = AccessRequest(
+            principal,
+            Action.memory_write,
+            user_id,
+            purpose,
+            category.name,
+            facts=self._consents.facts(user_id),
+        )
+        self._guard.check(request, action)
+        now = utc_now()
+        limit = now + category.retention
+        expires_at = body.expires_at if body.expires_at is not None else limit
+        if expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future")
+        if expires_at > limit:
+            raise InvalidRequest(
+                f"expires_at is later than the retention limit of category '{category.name}' "
+                f"({category.retention.days} days)",
+                latest_allowed=limit.isoformat(),
+            )
+        if self._memories.count(user_id) >= self._max_memories:
+            raise self._quota_exceeded()
+        try:
+            key = self._keyring.key_for_write(user_id)
+        except DecryptionError:
+            raise KeysUnavailable("This user's data key cannot be opened") from None
+        memory_id = new_memory_id()
+        row = MemoryRow(
+            id=memory_id,
+            user_id=user_id,
+            category=category.name,
+            key_id=key.key_id,
+            ciphertext=seal_payload(key, memory_id, body.content, body.source),
+            version=1,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+        # Audited before it is stored: nothing changes without its record.
+        self._auditor.record(
+            principal,
+            action,
+            subject_user_id=user_id,
+            subject_key=key,
+            memory_ids=[memory_id],
+            purpose=purpose,
+            result_count=1,
+        )
+        if not self._memories.insert(row, max_per_user=self._max_memories):
+            # Concurrent writes filled the quota after the check above: the insert, which
+            # counts again under the write lock, stored nothing. Recorded as refused.
+            self._guard.deny(request, action, self._quota_exceeded(), [memory_id])
+        return public(row, body.content, body.source)
+
+    def _quota_exceeded(self) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"This user already has {self._max_memories} memories, the most allowed; "
+            "older ones must be forgotten first",
+            limit=self._max_memories,
+        )
+
+    def update_own(
+        self,
+        principal: Principal,
+        memory_id: str,
+        patch: MemoryUpdate,
+        *,
+        if_match: int | None,
+    ) -> MemoryPublic:
+        """A user corrects one of their memories: content, category, or an earlier expiry.
+        The version it replaces is kept, encrypted, in its history. With `if_match`, a memory
+        that has changed since (another version) is refused with 412, and nothing changes."""
+        user_id = principal.user_id or ""
+        action = AuditAction.memory_update
+        request = AccessRequest(principal, Action.memory_update, user_id, SELF_SERVICE)
+        now = utc_now()
+        row = self._one(request, action, memory_id, now)
+        if if_match is not None and if_match != row.version:
+            raise PreconditionFailed(
+                f"The memory is at version {row.version}, not {if_match}: read it again",
+                current_version=row.version,
+            )
+        category = self._catalogue.category(patch.category or row.category)
+        refuse_secrets(patch.content)
+        key = self._read_key(user_id)
+        content_now, source = open_row(key, row)
+        if key is None:  # open_row raised already; this is for the type checker
+            raise not_found()
+        latest = min(row.expires_at, row.created_at + category.retention)
+        expires_at = patch.expires_at if patch.expires_at is not None else latest
+        if expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future; to forget now, delete it")
+        if expires_at > latest:
+            raise InvalidRequest(
+                "expires_at may only be brought forward, and never past the category's limit",
+                latest_allowed=latest.isoformat(),
+            )
+        content = patch.content if patch.content is not None else content_now
+        earlier = MemoryVersionRow(
+            memory_id=row.id,
+            version=row.version,
+            user_id=user_id,
+            category=row.category,
+            key_id=key.key_id,
+            ciphertext=seal_payload(key, version_binding(row.id, row.version), content_now, source),
+            expires_at=row.expires_at,
+            valid_from=row.updated_at,
+            valid_until=now,
+        )
+        replacement = replace(
+            row,
+            category=category.name,
+            ciphertext=seal_payload(key, row.id, content, source),
+            version=row.version + 1,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+        self._auditor.record(
+            principal,
+            action,
+            subject_user_id=user_id,
+            subject_key=key,
+            memory_ids=[row.id],
+            purpose=SELF_SERVICE,
+            reason=",".join(sorted(patch.model_fields_set)),
+            result_count=1,
+        )
+        if not self._memories.update(row, replacement, earlier):
+            # Changed or deleted between our read and our write.
+            raise PreconditionFailed("The memory changed meanwhile: read it again")
+        return public(replacement, content, source)
+
+    def delete_own(self, principal: Principal, memory_id: str) -> None:
+        """Forget one memory: its row and its history are deleted for good."""
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE)
+        self._forget_one(request, memory_id)
+
+    def forget_for_purpose(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> None:
+        """The assistant forgets one memory on the user's behalf: row and history go."""
+        self._catalogue.purpose(purpose)
+        request = AccessRequest(principal, Action.memory_delete, user_id, purpose)
+        self._forget_one(request, memory_id)
+
+    def _forget_one(self, request: AccessRequest, memory_id: str) -> None:
+        action = AuditAction.memory_delete
+        row = self._one(request, action, memory_id, utc_now())
+        self._record_change(request, action, [row.id])
+        self._memories.delete(request.subject_user_id, [row.id])
+
+    def delete_category_own(self, principal: Principal, category: str) -> int:
+        """Forget every memory of one category (and their history). Returns how many."""
+        action = AuditAction.memory_delete
+        self._catalogue.category(category)
+        user_id = principal.user_id or ""
+        request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE, category)
+        self._guard.check(request, action)
+        ids = self._memories.ids_in_category(user_id, category)
+        self._record_change(request, action, ids)
+        return self._memories.delete(user_id, ids)

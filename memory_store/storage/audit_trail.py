@@ -1,0 +1,190 @@
+"""The audit database: its rows, their one codec, and the reads over the trail.
+
+Records are stored column for column as audit.AuditRecord has them (memory ids as a JSON
+list); `RECORD_COLUMNS` is that order, so one tuple <-> record codec serves every read and the
+writer's insert. The chain's head is one row (`audit_head`), moved by the writer
+(storage/audit_writer.py) with each batch it commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from audit import GENESIS, AuditRecord, Checkpoint
+from memory_store.domain import AuditQuery
+from memory_store.storage.rawdb import RawDB
+
+# AuditRecord's field order: a row read back builds the record positionally.
+RECORD_COLUMNS = (
+    "at",
+    "actor_id",
+    "actor_role",
+    "request_id",
+    "action",
+    "outcome",
+    "subject",
+    "memory_ids",
+    "target",
+    "purpose",
+    "reason",
+    "result_count",
+    "seq",
+    "prev",
+    "hash",
+)
+_SEQ = RECORD_COLUMNS.index("seq")
+_SELECT_RECORDS = f"SELECT {', '.join(RECORD_COLUMNS)} FROM audit_records "  # noqa: S608 (fixed)
+INSERT_RECORD = (
+    f"INSERT INTO audit_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608 (fixed names)
+    f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+)
+READ_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+_CHECKPOINT_COLUMNS = "seq, hash, at, key_id, signature"
+
+
+def record_row(record: AuditRecord) -> tuple[Any, ...]:
+    """The parameters of INSERT_RECORD."""
+    return (
+        record.at,
+        record.actor_id,
+        record.actor_role,
+        record.request_id,
+        record.action,
+        record.outcome,
+        record.subject,
+        json.dumps(list(record.memory_ids)) if record.memory_ids else "[]",
+        record.target,
+        record.purpose,
+        record.reason,
+        record.result_count,
+        record.seq,
+        record.prev,
+        record.hash,
+    )
+
+
+def row_record(row: Sequence[Any]) -> AuditRecord:
+    """A record from a row in RECORD_COLUMNS order."""
+    memory_ids = () if row[7] == "[]" else tuple(json.loads(row[7]))
+    return AuditRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        memory_ids,
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
+
+
+class AuditTrailStore:
+    """Reads over the trail (filtered pages, the whole chain in order, checkpoints), the
+    checkpoints' inserts, and the head row."""
+
+    def __init__(self, raw: RawDB) -> None:
+        self._raw = raw
+
+    def ensure_head(self) -> None:
+        """Create the chain's head row on a new database (another process may race us)."""
+        with self._raw.transaction() as cursor:
+            cursor.execute(
+                self._raw.sql(
+                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT DO NOTHING"
+                ),
+                (GENESIS,),
+            )
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the chain's last committed record, as any process committed it."""
+        row = self._raw.one(READ_HEAD, ())
+        if row is None:
+            return 0, GENESIS
+        return int(row[0]), str(row[1])
+
+    def has_records(self) -> bool:
+        return self._raw.one("SELECT 1 FROM audit_records LIMIT 1", ()) is not None
+
+    def page(self, query: AuditQuery, *, limit: int, before_seq: int | None) -> list[AuditRecord]:
+        """Matching records, newest first."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("actor_id", query.actor_id),
+            ("subject", query.subject),
+            ("action", query.action),
+            ("purpose", query.purpose),
+            ("outcome", query.outcome),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if query.actions is not None:
+            if query.actions:
+                conditions.append(f"action IN ({', '.join('?' * len(query.actions))})")
+                params.extend(str(action) for action in query.actions)
+            else:
+                conditions.append("1 = 0")
+        if query.since is not None:
+            conditions.append("at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            conditions.append("at < ?")
+            params.append(query.until)
+        if before_seq is not None:
+            conditions.append("seq < ?")
+            params.append(before_seq)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        statement = _SELECT_RECORDS + where + "ORDER BY seq DESC LIMIT ?"
+        return [row_record(row) for row in self._raw.all(statement, [*params, limit])]
+
+    def iter_records(self, *, batch_size: int = 5000) -> Iterator[AuditRecord]:
+        """Every record, in sequence order, read in batches (keyset by seq), nothing held
+        between batches: the verifier reads the whole trail through here."""
+        after = 0
+        statement = _SELECT_RECORDS + "WHERE seq > ? ORDER BY seq LIMIT ?"
+        while True:
+            rows = self._raw.all(statement, (after, batch_size))
+            if not rows:
+                return
+            for row in rows:
+                yield row_record(row)
+            after = rows[-1][_SEQ]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._raw.all(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq",  # noqa: S608
+            (),
+        )
+        return [
+            Checkpoint(seq=int(seq), hash=hash_, at=at, key_id=key_id, signature=signature)
+            for seq, hash_, at, key_id, signature in rows
+        ]
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Store a signed checkpoint; False when one for that seq is already there."""
+        with self._raw.transaction() as cursor:
+            cursor.execute(
+                self._raw.sql(
+                    f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) "  # noqa: S608
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                ),
+                (
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.at,
+                    checkpoint.key_id,
+                    checkpoint.signature,
+                ),
+            )
+            return bool(cursor.rowcount == 1)

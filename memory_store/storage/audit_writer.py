@@ -1,0 +1,186 @@
+"""The audit trail's group-committing writer.
+
+One writer thread takes whatever records are waiting, chains them (audit.seal) and commits
+them in one transaction; each caller waits for the commit that holds its record. The writer
+keeps the chain's head in memory and moves the head row with a conditional UPDATE (`WHERE
+seq = <the head it chained on>`), so several server processes sharing a database still write
+one gap-free sequence: a writer that finds the head moved re-reads it and chains again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from sqlalchemy import Engine
+
+from audit import GENESIS, AuditRecord, seal
+from memory_store.logging import get_logger
+from memory_store.storage.audit_trail import INSERT_RECORD, MOVE_HEAD, READ_HEAD, record_row
+from memory_store.storage.group_commit import GroupWriter, Pending
+from memory_store.storage.rawdb import RawDB
+
+_log = get_logger("memory_store.audit")
+
+# How often a batch is chained again after another process moved the head, before it fails.
+_MAX_ATTEMPTS = 100
+# PostgreSQL's serialization failure and deadlock (a stricter isolation level than the
+# default READ COMMITTED reports a moved head this way): chain again, as for a moved head.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class AuditAppendError(Exception):
+    """The audit record could not be committed; the request that needed it must fail."""
+
+
+class _Statements:
+    """The writer's fixed SQL in the driver's parameter style."""
+
+    def __init__(self, engine: Engine) -> None:
+        style = RawDB(engine).sql
+        self.read_head = READ_HEAD
+        self.move_head = style(MOVE_HEAD)
+        self.insert = style(INSERT_RECORD)
+
+
+class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
+    """Chains and commits records. `tick(head_seq)` is called in the writer thread after
+    each batch and after `idle_seconds` without one (the trail signs checkpoints then)."""
+
+    failure: ClassVar[type[Exception]] = AuditAppendError
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tick: Callable[[int], None] | None = None,
+        idle_seconds: float = 60.0,
+        batch_max: int = 1024,
+        wait_seconds: float = 30.0,
+    ) -> None:
+        self._sql = _Statements(engine)
+        self._tick = tick
+        # Owned by the writer thread alone: the head as it last saw it.
+        self._head: tuple[int, str] = (0, GENESIS)
+        self._commit_sent = False
+        super().__init__(
+            engine,
+            name="audit-writer",
+            batch_max=batch_max,
+            wait_seconds=wait_seconds,
+            idle_seconds=idle_seconds,
+        )
+
+    @property
+    def head_seq(self) -> int:
+        return self._head[0]
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
+        try:
+            return self.submit(record)
+        except AuditAppendError:
+            raise
+        except Exception as exc:
+            raise AuditAppendError(type(exc).__name__) from None
+
+    def _after_batch(self) -> None:
+        if self._tick is not None:
+            self._tick(self._head[0])
+
+    _idle = _after_batch
+
+    def _on_connect(self, conn: Any) -> None:
+        self._head = self._read_head(conn)
+
+    def _commit_batch(self, batch: list[Pending[AuditRecord, AuditRecord]]) -> None:
+        try:
+            sealed = self._chain(batch)
+        except Exception as exc:
+            _log.error("audit_append_failed", error_type=type(exc).__name__, records=len(batch))
+            for pending in batch:
+                pending.done.set_exception(AuditAppendError(type(exc).__name__))
+            return
+        for pending, record in zip(batch, sealed, strict=True):
+            pending.done.set_result(record)
+
+    def _chain(self, batch: list[Pending[AuditRecord, AuditRecord]]) -> list[AuditRecord]:
+        """Seal and commit the batch on the writer's connection. On any failure the
+        connection is dropped (the next batch opens a new one and re-reads the head) and the
+        error is raised: nobody is told their record is kept unless the commit succeeded."""
+        idle = self._conn
+        try:
+            return self._chain_on(self._connect(), batch)
+        except Exception as exc:
+            # A connection that went stale while idle (a server restart, an idle timeout)
+            # fails before anything is sent for commit: try once more on a new one, as a
+            # pool's pre-ping would have. Never after a commit was attempted: it may have
+            # landed, and the batch would be written twice.
+            stale = idle is not None and not self._commit_sent and self._is_disconnect(exc, idle)
+            self._disconnect()
+            if not stale:
+                raise
+        try:
+            return self._chain_on(self._connect(), batch)
+        except Exception:
+            self._disconnect()
+            raise
+
+    def _chain_on(
+        self, conn: Any, batch: list[Pending[AuditRecord, AuditRecord]]
+    ) -> list[AuditRecord]:
+        sql = self._sql
+        self._commit_sent = False
+        for _attempt in range(_MAX_ATTEMPTS):
+            start_seq, start_hash = seq, prev = self._head
+            sealed = []
+            for pending in batch:
+                seq += 1
+                record = seal(pending.item, seq=seq, prev=prev)
+                prev = record.hash
+                sealed.append(record)
+            cursor = conn.cursor()
+            try:
+                self._begin(cursor)
+                # Moving the head first also locks its row (PostgreSQL) for this transaction.
+                cursor.execute(sql.move_head, (seq, prev, start_seq, start_hash))
+                moved = cursor.rowcount == 1
+                if moved:
+                    cursor.executemany(sql.insert, [record_row(record) for record in sealed])
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) not in _RETRY_SQLSTATES:
+                    raise
+                moved = False
+            finally:
+                cursor.close()
+            if not moved:  # another process appended since: chain again on its head
+                conn.rollback()
+                self._head = self._read_head(conn)
+                continue
+            self._commit_sent = True
+            conn.commit()
+            self._head = (seq, prev)
+            self.batches_committed += 1
+            return sealed
+        raise AuditAppendError("the chain's head kept moving")
+
+    def _read_head(self, conn: Any) -> tuple[int, str]:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self._sql.read_head)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        conn.rollback()  # no transaction left open while idle
+        if row is None:
+            raise AuditAppendError("the audit trail has no head row")
+        return int(row[0]), str(row[1])
+
+    def _is_disconnect(self, exc: Exception, conn: Any) -> bool:
+        dialect = self._engine.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            return False
+        try:
+            return bool(dialect.is_disconnect(exc, conn, None))
+        except Exception:
+            return False

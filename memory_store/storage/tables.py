@@ -1,0 +1,187 @@
+"""The tables of the three databases (memories, key store, audit trail), as Alembic knows them.
+
+Contents are ciphertext only: no column holds plaintext. Category and timestamps stay in the
+clear on purpose: policy and retention need them (a documented leak, see README). Every table
+of the memory database is keyed by user id first. The SQL that reads and writes these tables
+is in the modules beside this one, one per table group; the row types they hand out are
+checked against these columns by tests/storage/test_tables.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, String, Table
+from sqlmodel import Field, SQLModel
+
+from memory_store.storage.engines import UTCDateTime
+
+
+class Memory(SQLModel, table=True):
+    __tablename__ = "memories"
+    __table_args__ = (
+        Index("ix_memories_user_created", "user_id", "created_at", "id"),
+        Index("ix_memories_user_category_created", "user_id", "category", "created_at", "id"),
+        Index("ix_memories_expires", "expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(max_length=128)
+    category: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    # AES-GCM of {"content", "source"} under the user's data key (see crypto.seal).
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    version: int = 1
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class MemoryVersion(SQLModel, table=True):
+    """An earlier version of a memory, kept when it is edited; deleted with the memory.
+    Encrypted under the same user key, bound to (memory id, version) so that it cannot be
+    passed off as the current version or as another memory's."""
+
+    __tablename__ = "memory_versions"
+    __table_args__ = (Index("ix_memory_versions_user", "user_id", "memory_id"),)
+
+    memory_id: str = Field(
+        primary_key=True, max_length=40, foreign_key="memories.id", ondelete="CASCADE"
+    )
+    version: int = Field(primary_key=True)
+    user_id: str = Field(max_length=128)
+    category: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    valid_from: datetime = Field(sa_type=UTCDateTime)  # when this version was written
+    valid_until: datetime = Field(sa_type=UTCDateTime)  # when the next one replaced it
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    # SHA-256 of the whole token, hex. The token itself is shown once and never stored.
+    token_hash: str = Field(max_length=64, unique=True, index=True, repr=False)
+    prefix: str = Field(max_length=16)
+    name: str = Field(max_length=128)
+    role: str = Field(max_length=16)
+    user_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConsentChoice(SQLModel, table=True):
+    """A user's current choice for one purpose and one category (or "*": all of them)."""
+
+    __tablename__ = "consents"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    purpose: str = Field(primary_key=True, max_length=64)
+    category: str = Field(primary_key=True, max_length=64)
+    granted: bool
+    version: int  # the history version that set it
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One change of consent, kept as proof of when and how it was given or withdrawn."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ux_consent_events_user_version", "user_id", "version", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=128)
+    version: int  # 1, 2, 3 ... per user
+    purpose: str = Field(max_length=64)
+    category: str = Field(max_length=64)
+    granted: bool
+    previous: str = Field(max_length=16)  # "granted", "withdrawn" or "default"
+    channel: str = Field(max_length=16)  # how the user made the change: "api" or "web"
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UserSettings(SQLModel, table=True):
+    """Per-user switches. No row means the defaults (memory enabled)."""
+
+    __tablename__ = "user_settings"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    memory_enabled: bool = True
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class MemoryErasure(SQLModel, table=True):
+    """A forgotten user's rows still being deleted: those encrypted under `key_id`, a data key
+    already destroyed. Reads skip them at once; the eraser deletes them in batches, destroys
+    the key if it is somehow still there, and then this row. After a crash it resumes."""
+
+    __tablename__ = "memory_erasures"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    key_id: str = Field(primary_key=True, max_length=32)
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditRow(SQLModel, table=True):
+    """One audit record as stored: the fields of audit.AuditRecord, chained by hash."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_subject_seq", "subject", "seq"),
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_actor_seq", "actor_id", "seq"),
+    )
+
+    seq: int = Field(primary_key=True)
+    at: str = Field(max_length=32)
+    actor_id: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    request_id: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    subject: str | None = Field(default=None, max_length=64)
+    memory_ids: str = "[]"  # a JSON list of memory ids
+    target: str | None = Field(default=None, max_length=64)
+    purpose: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=64)
+    result_count: int | None = None
+    prev: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The end of the chain: one row, locked by each append so that appends from several
+    processes line up in one sequence."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+class AuditCheckpointRow(SQLModel, table=True):
+    __tablename__ = "audit_checkpoints"
+
+    seq: int = Field(primary_key=True)
+    hash: str = Field(max_length=64)
+    at: str = Field(max_length=32)
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=128)
+
+
+# The key store: each user's data key, wrapped by a KEK, in a database of its own (so a backup
+# of the memories holds no key).
+keystore_metadata = MetaData()
+
+data_keys = Table(
+    "data_keys",
+    keystore_metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("kek_version", Integer, nullable=False, index=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

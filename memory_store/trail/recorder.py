@@ -1,0 +1,116 @@
+"""What the service writes to the audit trail, and how: the one helper every use case calls.
+
+A record names the actor (token id and role), the request id, the action, the subject as a
+pseudonym (never the user id), memory ids, purpose, outcome and reason, and a result count.
+Never a content, never a query text. If the record cannot be committed, the request fails
+(AuditUnavailable, 503): nothing is disclosed or changed without its record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+
+from audit import AuditRecord
+from memory_store.clock import utc_now
+from memory_store.domain import AuditAction, Principal
+from memory_store.errors import AuditUnavailable, DecryptionError, Problem
+from memory_store.keys.envelope import UserKey
+from memory_store.keys.keyring import DataKeyring
+from memory_store.storage.audit_writer import AuditAppendError
+from memory_store.trail.times import format_time
+
+ANONYMOUS = "anonymous"
+
+
+class AuditSink(Protocol):
+    def append(self, record: AuditRecord) -> AuditRecord: ...
+
+
+def current_request_id() -> str:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return str(request_id) if request_id else "none"
+
+
+class Auditor:
+    def __init__(self, sink: AuditSink, keyring: DataKeyring) -> None:
+        self._sink = sink
+        self._keyring = keyring
+
+    def subject_of(self, user_id: str | None, key: UserKey | None = None) -> str | None:
+        """The pseudonym of `user_id`, creating their key if they have none yet, so that
+        every record about them, from the first, can be found by them and forgotten."""
+        if not user_id:
+            return None
+        if key is None or key.user_id != user_id:
+            try:
+                key = self._keyring.key_for_write(user_id)
+            except DecryptionError:  # their key will not open: the record cannot name them
+                return None
+        return key.pseudonym
+
+    def existing_subject(self, user_id: str) -> str | None:
+        """The pseudonym of `user_id` if they have a key; None, creating nothing, otherwise."""
+        try:
+            key = self._keyring.key_for_read(user_id)
+        except DecryptionError:
+            return None
+        return key.pseudonym if key is not None else None
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: AuditAction,
+        *,
+        subject_user_id: str | None = None,
+        subject_key: UserKey | None = None,
+        outcome: str = "allowed",
+        memory_ids: Sequence[str] = (),
+        target: str | None = None,
+        purpose: str | None = None,
+        reason: str | None = None,
+        result_count: int | None = None,
+    ) -> AuditRecord:
+        record = AuditRecord(
+            at=format_time(utc_now()),
+            actor_id=principal.token_id if principal else ANONYMOUS,
+            actor_role=principal.role.value if principal else ANONYMOUS,
+            request_id=current_request_id(),
+            action=action.value,
+            outcome=outcome,
+            subject=self.subject_of(subject_user_id, subject_key),
+            memory_ids=tuple(memory_ids),
+            target=target,
+            purpose=purpose,
+            reason=reason,
+            result_count=result_count,
+        )
+        try:
+            return self._sink.append(record)
+        except AuditAppendError:
+            raise AuditUnavailable() from None
+
+    def denied(
+        self,
+        principal: Principal | None,
+        action: AuditAction,
+        problem: Problem,
+        *,
+        subject_user_id: str | None = None,
+        purpose: str | None = None,
+        memory_ids: Sequence[str] = (),
+    ) -> None:
+        """Record a refusal. The refusal stands even if its record cannot be written."""
+        with contextlib.suppress(AuditUnavailable):
+            self.record(
+                principal,
+                action,
+                subject_user_id=subject_user_id,
+                outcome="denied",
+                purpose=purpose,
+                reason=problem.type_slug,
+                memory_ids=memory_ids,
+            )
