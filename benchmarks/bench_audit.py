@@ -21,12 +21,11 @@ from pathlib import Path
 
 from audit import AuditRecord
 from benchmarks.common import Row, median_us
-from memory_store.auditing import Auditor
-from memory_store.auth import Principal
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Principal, Role
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
+from memory_store.trail.recorder import Auditor
 
 ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
 READERS = 32

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from benchmarks.common import Row, target
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import open_runtime
 from memory_store.schemas import MemoryCreate
 

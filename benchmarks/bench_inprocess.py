@@ -44,13 +44,12 @@ from audit import AuditRecord, SigningKey, seal
 from benchmarks import peer
 from benchmarks.common import Row, per_second, per_second_concurrent, target
 from benchmarks.floor import SqliteFloor
-from memory_store.audit_store import format_time
-from memory_store.auth import Principal
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Principal, Role
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
-from memory_store.service import ListQuery
+from memory_store.services.memories import ListQuery
+from memory_store.trail.times import format_time
 
 ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
 AUDITOR = Principal(token_id="bench-audit", name="auditor", role=Role.compliance, user_id=None)

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import Row, median_us
-from memory_store.auth import Principal
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Principal, Role
 from memory_store.policy import AccessRequest, Action
 from memory_store.runtime import Runtime, open_runtime
 

@@ -24,12 +24,13 @@ from typing import Any
 
 from benchmarks.bench_inprocess import ASSISTANT, CATEGORIES, PURPOSE, _open, _write_many
 from benchmarks.common import per_second
-from memory_store.crypto import pseudonym
+from memory_store.keys.envelope import pseudonym
 from memory_store.logging import configure_logging
 from memory_store.policy import AccessRequest, Action
 from memory_store.runtime import Runtime
 from memory_store.schemas import MemoryCreate
-from memory_store.service import ListQuery, _reveal
+from memory_store.services.memories import ListQuery
+from memory_store.services.memory_access import reveal as _reveal
 
 Stats = dict[tuple[str, int, str], tuple[Any, ...]]
 

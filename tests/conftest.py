@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from memory_store.app import create_app
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import Runtime, open_runtime
 from tests.postgres import Cluster, start_cluster
 

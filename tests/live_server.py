@@ -21,9 +21,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def console_script() -> Path:
+    """The `memory-store` console script installed beside this interpreter (in the venv
+    that `make test` made), wherever the checkout is."""
+    return Path(sys.executable).with_name("memory-store")
+
+
 def cli() -> list[str]:
     """The `memory-store` command of this environment."""
-    script = Path(sys.executable).with_name("memory-store")
+    script = console_script()
     return [str(script)] if script.exists() else [sys.executable, "-m", "memory_store"]
 
 

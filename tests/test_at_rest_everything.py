@@ -28,9 +28,9 @@ import httpx
 import pytest
 
 from memory_store.config import Settings
-from memory_store.crypto import UserKey, open_sealed
+from memory_store.domain import Role
 from memory_store.errors import DecryptionError
-from memory_store.models import Role
+from memory_store.keys.envelope import UserKey, open_sealed
 from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer
 

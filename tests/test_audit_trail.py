@@ -21,19 +21,18 @@ from sqlalchemy import text as sqltext
 
 from audit import AuditRecord, Checkpoint, load_public_key
 from audit.__main__ import main as offline_verify
-from memory_store.audit_store import AuditAppendError
-from memory_store.auth import OPERATOR, Principal
 from memory_store.cli import main as cli
 from memory_store.config import Settings
-from memory_store.crypto import pseudonym
+from memory_store.domain import OPERATOR, Principal, Role
 from memory_store.errors import KeyProviderError
-from memory_store.models import Role
+from memory_store.keys.envelope import pseudonym
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.storage.audit_writer import AuditAppendError
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
 
 
 def records(runtime: Runtime) -> list[AuditRecord]:
-    return list(runtime.audit.store.iter_records())
+    return list(runtime.audit_store.iter_records())
 
 
 def actions(runtime: Runtime) -> list[tuple[str, str]]:
@@ -556,7 +555,7 @@ def test_checkpoints_are_signed_every_n_records_and_at_shutdown(tmp_path: Path) 
     runtime.close()
     reopened = open_runtime(settings)
     try:
-        seqs = [c.seq for c in reopened.audit.store.checkpoints()]
+        seqs = [c.seq for c in reopened.audit_store.checkpoints()]
     finally:
         reopened.close()
     assert len(seqs) >= 3 and seqs[-1] == 12 and seqs[0] >= 5
@@ -577,7 +576,7 @@ def test_the_signing_key_is_private_and_its_loss_refuses_a_start(
 
 APPENDER = """
 import sys
-from memory_store.auth import OPERATOR, Principal
+from memory_store.domain import OPERATOR, Principal
 from memory_store.config import Settings
 from memory_store.runtime import open_runtime
 

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import text
 
 from audit import AuditRecord
-from memory_store.audit_service import verify_stored
-from memory_store.audit_store import AuditAppendError, AuditLog, AuditQuery
-from memory_store.auth import OPERATOR
+from memory_store.domain import OPERATOR, AuditQuery
 from memory_store.errors import AuditUnavailable
 from memory_store.runtime import Runtime
+from memory_store.storage.audit_writer import AuditAppendError
+from memory_store.trail.log import AuditLog
+from memory_store.trail.verification import verify_stored
 
 
 def record(number: int, memory_ids: tuple[str, ...] = ()) -> AuditRecord:
@@ -34,13 +35,13 @@ def record(number: int, memory_ids: tuple[str, ...] = ()) -> AuditRecord:
 
 
 def stored(runtime: Runtime) -> list[AuditRecord]:
-    return list(runtime.audit.store.iter_records())
+    return list(runtime.audit_store.iter_records())
 
 
 def assert_one_intact_chain(runtime: Runtime) -> list[AuditRecord]:
     trail = stored(runtime)
     assert [r.seq for r in trail] == list(range(1, len(trail) + 1))
-    result = verify_stored(runtime.audit.store, runtime.audit_log)
+    result = verify_stored(runtime.audit_store, runtime.audit_log.signing_key)
     assert result.ok, result.problem
     return trail
 
@@ -74,11 +75,11 @@ def test_two_writers_taking_turns_chain_again_on_the_head_the_other_moved(
     for i, log in enumerate(writers):
         log.append(record(-1))  # each has its connection, and has read the head once
 
-        def counting(conn: Any, i: int = i, read: Any = log._read_head) -> tuple[int, str]:
+        def counting(conn: Any, i: int = i, read: Any = log.writer._read_head) -> tuple[int, str]:
             head_reads[i] += 1
             return read(conn)  # type: ignore[no-any-return]
 
-        monkeypatch.setattr(log, "_read_head", counting)
+        monkeypatch.setattr(log.writer, "_read_head", counting)
     returned = [writers[n % 3 % 2].append(record(n)) for n in range(20)]
     # Turns where the other writer went last: 7 for the first writer, 7 for the second.
     assert head_reads == [7, 7]
@@ -128,8 +129,8 @@ def test_records_read_back_for_the_verifier_are_the_records_committed(runtime: R
     ids = [(), ("mem_1",), ("mem_1", "mem_2"), ('a"b', "\u00e9\u2028", "[]", "")]
     returned = [runtime.audit_log.append(record(n, memory_ids=m)) for n, m in enumerate(ids)]
     for batch_size in (1, 2, 3, 5000):
-        assert list(runtime.audit.store.iter_records(batch_size=batch_size))[-4:] == returned
-    newest_first = runtime.audit.store.page(AuditQuery(), limit=4, before_seq=None)
+        assert list(runtime.audit_store.iter_records(batch_size=batch_size))[-4:] == returned
+    newest_first = runtime.audit_store.page(AuditQuery(), limit=4, before_seq=None)
     assert newest_first == returned[::-1]
 
 
@@ -138,10 +139,10 @@ def test_a_failed_batch_fails_its_caller_commits_nothing_and_the_next_starts_afr
 ) -> None:
     log = runtime.audit_log
     before = log.append(record(1))
-    connection = log._conn
+    connection = log.writer._conn
     assert connection is not None
-    broken = log._sql.insert.replace("audit_records", "no_such_table")
-    monkeypatch.setattr(log._sql, "insert", broken)
+    broken = log.writer._sql.insert.replace("audit_records", "no_such_table")
+    monkeypatch.setattr(log.writer._sql, "insert", broken)
     with pytest.raises(AuditAppendError):
         log.append(record(2))
     assert head(runtime) == (before.seq, before.hash)
@@ -152,7 +153,7 @@ def test_a_failed_batch_fails_its_caller_commits_nothing_and_the_next_starts_afr
     monkeypatch.undo()
     after = log.append(record(3))
     assert (after.seq, after.prev) == (before.seq + 1, before.hash)
-    assert log._conn is not None and log._conn is not connection
+    assert log.writer._conn is not None and log.writer._conn is not connection
     assert_one_intact_chain(runtime)
 
 
@@ -179,7 +180,7 @@ def test_a_database_refusing_the_insert_fails_closed_and_appends_resume_when_it_
 @pytest.mark.sqlite_only
 def test_the_writers_sqlite_connection_has_the_engines_pragmas(runtime: Runtime) -> None:
     runtime.audit_log.append(record(1))
-    conn = runtime.audit_log._conn
+    conn = runtime.audit_log.writer._conn
     assert isinstance(conn, sqlite3.Connection)
     pragmas = {
         name: conn.execute(f"PRAGMA {name}").fetchone()[0]
@@ -200,8 +201,8 @@ def test_a_writer_connection_the_server_dropped_is_replaced_before_the_next_appe
         pytest.skip("a server-side disconnect needs a server")
     log = runtime.audit_log
     first = log.append(record(1))
-    assert log._conn is not None
-    pid = log._conn.info.backend_pid
+    assert log.writer._conn is not None
+    pid = log.writer._conn.info.backend_pid
     with runtime.audit_engine.begin() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     second = log.append(record(2))

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from memory_store.app import create_app
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, bearer, issue_token, write_memory
 
@@ -110,6 +110,7 @@ class _NoRuntime:
     """Building the OpenAPI document needs the routes only, not the databases."""
 
     settings = None
+    services = None
 
 
 def test_every_route_has_a_row_in_the_expected_table() -> None:

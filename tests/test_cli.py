@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from memory_store.cli import main
 from memory_store.config import Settings
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
+from tests.live_server import console_script
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/memory-store")
 TOKEN_LINE = re.compile(r"^mst_[A-Za-z0-9_-]{40,}$")
 CREATED_LINE = re.compile(r"^created (tok_[0-9a-f]{16}): role (\w+)(?: for user (\S+))?, name ")
 
@@ -316,8 +317,10 @@ def test_console_script_prints_the_token_as_the_last_stdout_line(tmp_path: Path)
         if not k.startswith("MEMORY_STORE_") or k.endswith("_URL")
     }
     env["MEMORY_STORE_DATA_DIR"] = str(tmp_path / "var")
+    script = console_script()
+    assert script.exists(), f"no console script beside {sys.executable}: is the project installed?"
     result = subprocess.run(
-        [str(CONSOLE_SCRIPT), "tokens", "create", "--role", "assistant"],
+        [str(script), "tokens", "create", "--role", "assistant"],
         env=env,
         capture_output=True,
         text=True,

@@ -10,11 +10,11 @@ from sqlalchemy import text
 
 from audit import Checkpoint, load_public_key
 from audit.__main__ import main as offline_verify
-from memory_store.auth import OPERATOR
 from memory_store.cli import main
 from memory_store.config import Settings
-from memory_store.db import make_engine
+from memory_store.domain import OPERATOR
 from memory_store.runtime import open_runtime
+from memory_store.storage.engines import make_engine
 
 
 @pytest.fixture

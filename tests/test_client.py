@@ -25,7 +25,7 @@ from memory_store.client import (
     VersionMismatch,
 )
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import Runtime, open_runtime
 
 

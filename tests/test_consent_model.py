@@ -9,8 +9,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_store.auth import Principal
-from memory_store.models import Role
+from memory_store.domain import Principal, Role
 from memory_store.runtime import Runtime
 
 PURPOSES = ["personalization", "analytics"]

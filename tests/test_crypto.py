@@ -1,4 +1,4 @@
-"""Unit tests of memory_store.crypto: content sealing and the local key file provider."""
+"""Unit tests of memory_store.keys: content sealing (envelope) and the key file (provider)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_store.crypto import (
+from memory_store.errors import DecryptionError, KeyProviderError
+from memory_store.keys.envelope import (
     CONTENT_FORMAT,
     KEY_BYTES,
     NONCE_BYTES,
-    LocalKeyFileProvider,
     UserKey,
     WrappedKey,
     new_data_key,
     open_sealed,
     seal,
 )
-from memory_store.errors import DecryptionError, KeyProviderError
+from memory_store.keys.provider import LocalKeyFileProvider
 
 MEMORY_ID = "mem_abc"
 OPAQUE_MESSAGE = "decryption failed"

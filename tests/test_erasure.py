@@ -13,9 +13,9 @@ from sqlalchemy import text
 from memory_store.app import create_app
 from memory_store.clock import utc_now
 from memory_store.config import Settings
-from memory_store.erasure import Eraser
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.storage.eraser import Eraser
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token, write_memory
 
 

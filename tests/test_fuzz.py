@@ -45,9 +45,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
+from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import Runtime, open_runtime
 from tests.live_server import LiveServer
 

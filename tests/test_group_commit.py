@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from memory_store.group_commit import GroupCommitter, WriteFailed
 from memory_store.runtime import Runtime
+from memory_store.storage.group_commit import GroupCommitter, WriteFailed
 
 
 @pytest.fixture

@@ -13,11 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from memory_store.config import Settings
-from memory_store.crypto import LocalKeyFileProvider, WrappedKey
 from memory_store.errors import DecryptionError, KeyProviderError
-from memory_store.keystore import DataKeyring, data_keys
-from memory_store.models import Memory
+from memory_store.keys.envelope import WrappedKey
+from memory_store.keys.keyring import DataKeyring
+from memory_store.keys.provider import LocalKeyFileProvider
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.storage.keystore import KeyStore
+from memory_store.storage.rawdb import RawDB
+from memory_store.storage.tables import Memory, data_keys
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
 
 USERS = ("alice", "bob", "carol")
@@ -221,7 +224,7 @@ def test_rewrap_all_works_across_several_batches(runtime: Runtime) -> None:
     assert report.rewrapped == len(users)
     assert runtime.keyring.count_by_version() == {2: len(users)}
     runtime.keyring.retire_kek(1)
-    fresh = DataKeyring(runtime.keystore_engine, runtime.keyring.provider)
+    fresh = DataKeyring(KeyStore(RawDB(runtime.keystore_engine)), runtime.keyring.provider)
     for user, key in keys.items():
         read = fresh.key_for_read(user)
         assert read is not None

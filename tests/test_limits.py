@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from memory_store.app import create_app
 from memory_store.config import Settings
+from memory_store.domain import Role
 from memory_store.errors import QuotaExceeded
-from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token, write_memory
@@ -63,7 +63,7 @@ def test_a_flood_of_bad_tokens_is_limited_and_does_not_flood_the_audit_trail(
             for i in range(10)
         ]
     assert statuses == [401] * 3 + [429] * 7
-    refusals = [r for r in runtime.audit.store.iter_records() if r.action == "auth"]
+    refusals = [r for r in runtime.audit_store.iter_records() if r.action == "auth"]
     assert len(refusals) == 3
 
 

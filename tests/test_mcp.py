@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import open_runtime
+from tests.live_server import console_script
 
-CONSOLE_SCRIPT = Path(sys.executable).parent / "memory-store"
+CONSOLE_SCRIPT = console_script()
 
 
 def structured(result: Any) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def test_an_mcp_client_lists_tools_remembers_recalls_lists_and_forgets(tmp_path:
     try:
         trail = [
             (r.action, r.outcome)
-            for r in runtime.audit.store.iter_records()
+            for r in runtime.audit_store.iter_records()
             if r.actor_id == issued.record.id
         ]
     finally:

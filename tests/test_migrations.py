@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from memory_store import schema
 from memory_store.cli import main
 from memory_store.config import Settings
 from memory_store.runtime import open_engines, open_runtime
+from memory_store.storage import migrate as schema
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from memory_store.app import create_app
-from memory_store.auth import Principal
-from memory_store.catalogue import Catalogue
 from memory_store.config import Settings
+from memory_store.domain import SELF_SERVICE, Principal, Role
 from memory_store.errors import NotFound
-from memory_store.models import Role
-from memory_store.policy import SELF_SERVICE, AccessRequest, Action, Policy, PolicyError
+from memory_store.policy import AccessRequest, Action, Policy, PolicyError
+from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_store.ranking import bm25, stem, terms
+from memory_store.recall.bm25 import bm25, stem, terms
 
 
 def test_stemming_meets_plural_and_verb_forms() -> None:

@@ -7,8 +7,8 @@ import gc
 import threading
 from pathlib import Path
 
-from memory_store.db import make_engine
-from memory_store.rawdb import RawDB, _per_engine, close_thread_connections
+from memory_store.storage.engines import make_engine
+from memory_store.storage.rawdb import RawDB, _per_engine, close_thread_connections
 
 
 def test_a_finished_threads_connection_is_closed_and_the_rest_close_with_the_engine(

@@ -13,11 +13,10 @@ from freezegun import freeze_time
 from sqlalchemy import text
 
 from memory_store.app import create_app
-from memory_store.auth import Principal
 from memory_store.cli import main
 from memory_store.config import Settings
+from memory_store.domain import Principal, Role
 from memory_store.errors import Forbidden
-from memory_store.models import Role
 from memory_store.runtime import Runtime, open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token, write_memory
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from memory_store.policy.secret_guard import luhn_valid, refuse_secrets
 from memory_store.runtime import Runtime
-from memory_store.secret_guard import luhn_valid, refuse_secrets
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
 
 SECRETS = {

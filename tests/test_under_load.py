@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer, run_cli
 

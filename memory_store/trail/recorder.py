@@ -79,7 +79,7 @@ class Auditor:
             actor_id=principal.token_id if principal else ANONYMOUS,
             actor_role=principal.role.value if principal else ANONYMOUS,
             request_id=current_request_id(),
-            action=action.value,
+            action=str(action),
             outcome=outcome,
             subject=self.subject_of(subject_user_id, subject_key),
             memory_ids=tuple(memory_ids),

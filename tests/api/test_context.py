@@ -71,7 +71,7 @@ def test_context_respects_consent_and_is_audited(
         headers=bearer(alice_token),
     )
     assert context(client, assistant_token, q="Oslo")["items"] == []
-    reads = [r for r in runtime.audit.store.iter_records() if r.action == "memory.context"]
+    reads = [r for r in runtime.audit_store.iter_records() if r.action == "memory.context"]
     assert len(reads) == 1 and reads[0].result_count == 0 and reads[0].purpose == PURPOSE
 
 

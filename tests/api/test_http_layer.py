@@ -19,10 +19,10 @@ from sqlalchemy import event
 
 from memory_store.app import create_app
 from memory_store.config import SERVER_POOL_SIZE, SQLITE_POOL_SIZE, Settings
-from memory_store.db import engine_pool_size
+from memory_store.domain import Role
 from memory_store.logging import configure_logging
-from memory_store.models import Role
 from memory_store.runtime import Runtime
+from memory_store.storage.engines import engine_pool_size
 from tests.conftest import BACKEND, PURPOSE, assert_problem, bearer, issue_token, write_memory
 
 

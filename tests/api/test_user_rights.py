@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from memory_store.crypto import open_sealed
+from memory_store.domain import Role
 from memory_store.errors import DecryptionError
-from memory_store.keystore import data_keys
-from memory_store.models import Role
+from memory_store.keys.envelope import open_sealed
 from memory_store.runtime import Runtime
+from memory_store.storage.tables import data_keys
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
 
 
@@ -328,7 +328,7 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
     # The trail still verifies; the erasure is on it; the old records link to no one.
     verdict = client.get("/v1/audit/verify", headers=bearer(compliance_token)).json()
     assert verdict["ok"] is True
-    erasure = [r for r in runtime.audit.store.iter_records() if r.seq == receipt["audit_seq"]]
+    erasure = [r for r in runtime.audit_store.iter_records() if r.seq == receipt["audit_seq"]]
     assert erasure and erasure[0].action == "user.forget"
     found = client.get(
         "/v1/audit/events",

@@ -25,7 +25,7 @@ import uvicorn
 
 from memory_store.app import create_app
 from memory_store.config import Settings
-from memory_store.models import Role
+from memory_store.domain import Role
 from memory_store.runtime import Runtime, open_runtime
 from tests.postgres import Cluster
 
