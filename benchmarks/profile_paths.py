@@ -35,6 +35,10 @@ from memory_store.services.memory_access import reveal as _reveal
 Stats = dict[tuple[str, int, str], tuple[Any, ...]]
 
 
+# Shown relative to the checkout, wherever it is.
+_CHECKOUT = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def _bucket(filename: str, function: str) -> str:
     if filename == "~":
         if "sqlite3" in function:
@@ -61,9 +65,9 @@ def _breakdown(stats: Stats, calls: int) -> dict[str, float]:
 
 
 def _profile(runtime: Runtime, name: str, operation: Callable[[], object], calls: int) -> None:
-    log = runtime.audit_log
+    log = runtime.audit_log.writer
     writer = cProfile.Profile()
-    commit = log._commit
+    commit = log._commit_batch
 
     def profiled_commit(batch: list[Any]) -> None:
         writer.enable()  # cProfile profiles the thread that enables it: the writer
@@ -72,7 +76,7 @@ def _profile(runtime: Runtime, name: str, operation: Callable[[], object], calls
         finally:
             writer.disable()
 
-    log._commit = profiled_commit  # type: ignore[method-assign]
+    log._commit_batch = profiled_commit  # type: ignore[method-assign]
     caller = cProfile.Profile()
     started = time.perf_counter()
     caller.enable()
@@ -80,7 +84,7 @@ def _profile(runtime: Runtime, name: str, operation: Callable[[], object], calls
         operation()
     caller.disable()
     wall = (time.perf_counter() - started) / calls * 1e6
-    log._commit = commit  # type: ignore[method-assign]
+    log._commit_batch = commit  # type: ignore[method-assign]
 
     caller_stats: Stats = pstats.Stats(caller).stats  # type: ignore[attr-defined]
     writer_stats: Stats = pstats.Stats(writer).stats  # type: ignore[attr-defined]
@@ -95,7 +99,7 @@ def _profile(runtime: Runtime, name: str, operation: Callable[[], object], calls
     print("  top functions by own time, caller thread (us per call, cumulative us per call):")
     ranked = sorted(caller_stats.items(), key=lambda item: -item[1][2])[:15]
     for (filename, line, function), (_cc, ncalls, tottime, cumtime, _callers) in ranked:
-        where = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        where = filename.split("site-packages/")[-1].removeprefix(_CHECKOUT)
         print(
             f"    {tottime / calls * 1e6:>8,.0f} {cumtime / calls * 1e6:>8,.0f}  "
             f"{ncalls / calls:>5.1f}x  {function}  {where}:{line}"
@@ -126,7 +130,7 @@ def _components(runtime: Runtime, memory_id: str) -> None:
         "audit record appended (Auditor.record, one caller)": lambda: runtime.auditor.record(
             principal, "memory.read", subject_user_id="alice", subject_key=key, purpose=PURPOSE
         ),
-        "row by id (MemoryRepository.get, ORM)": lambda: repository.get("alice", memory_id),
+        "row by id (MemoryRepository.get)": lambda: repository.get("alice", memory_id),
         "row by id, plain sqlite3": lambda: raw.execute(
             "SELECT * FROM memories WHERE user_id = ? AND id = ?", ("alice", memory_id)
         ).fetchone(),

@@ -1,0 +1,58 @@
+"""The request each client call sends, built once for the sync and async clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class _Requests:
+    """What each call sends, shared by the sync and async clients."""
+
+    @staticmethod
+    def remember(
+        user_id: str,
+        content: str,
+        category: str,
+        purpose: str,
+        expires_at: datetime | None,
+        source: str | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        body = _drop_none(
+            {
+                "content": content,
+                "category": category,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "source": source,
+            }
+        )
+        return (
+            "POST",
+            f"/v1/users/{user_id}/memories",
+            {"params": {"purpose": purpose}, "json": body},
+        )
+
+    @staticmethod
+    def recall(
+        user_id: str,
+        purpose: str,
+        q: str | None,
+        category: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        params = _drop_none(
+            {"purpose": purpose, "q": q, "category": category, "limit": limit, "cursor": cursor}
+        )
+        return "GET", f"/v1/users/{user_id}/memories", {"params": params}
+
+    @staticmethod
+    def context(
+        user_id: str, purpose: str, q: str | None, limit: int, max_chars: int
+    ) -> tuple[str, str, dict[str, Any]]:
+        params = _drop_none({"purpose": purpose, "q": q, "limit": limit, "max_chars": max_chars})
+        return "GET", f"/v1/users/{user_id}/context", {"params": params}

@@ -1,0 +1,191 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from memory_store.client.calls import _drop_none, _Requests
+from memory_store.client.errors import _parse, raise_for_problem
+from memory_store.schemas import (
+    AccessLogPage,
+    ConsentChangeResult,
+    ConsentOverview,
+    ContextResult,
+    ErasureReceipt,
+    MemoryPage,
+    MemoryPublic,
+    MemoryVersionPublic,
+    SettingsPublic,
+    UserExport,
+    WhoAmI,
+)
+
+
+class MemoryStoreClient:
+    """The synchronous client. Use it as a context manager, or call close()."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._http.request(method, path, **kwargs)
+
+    # -- the assistant ---------------------------------------------------------------------
+
+    def remember(
+        self,
+        user_id: str,
+        content: str,
+        *,
+        category: str,
+        purpose: str = "personalization",
+        expires_at: datetime | None = None,
+        source: str | None = None,
+    ) -> MemoryPublic:
+        method, path, kwargs = _Requests.remember(
+            user_id, content, category, purpose, expires_at, source
+        )
+        return _parse(MemoryPublic, self._send(method, path, **kwargs))
+
+    def recall(
+        self,
+        user_id: str,
+        *,
+        purpose: str = "personalization",
+        q: str | None = None,
+        category: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> MemoryPage:
+        method, path, kwargs = _Requests.recall(user_id, purpose, q, category, limit, cursor)
+        return _parse(MemoryPage, self._send(method, path, **kwargs))
+
+    def recall_all(
+        self, user_id: str, *, purpose: str = "personalization", q: str | None = None
+    ) -> Iterator[MemoryPublic]:
+        """Every memory the purpose may use, following the cursors."""
+        cursor = None
+        while True:
+            page = self.recall(user_id, purpose=purpose, q=q, limit=100, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get(
+        self, user_id: str, memory_id: str, *, purpose: str = "personalization"
+    ) -> MemoryPublic:
+        response = self._send(
+            "GET", f"/v1/users/{user_id}/memories/{memory_id}", params={"purpose": purpose}
+        )
+        return _parse(MemoryPublic, response)
+
+    def context(
+        self,
+        user_id: str,
+        *,
+        purpose: str = "personalization",
+        q: str | None = None,
+        limit: int = 10,
+        max_chars: int = 2000,
+    ) -> ContextResult:
+        """The memories most relevant to `q`, best first, within `max_chars`."""
+        method, path, kwargs = _Requests.context(user_id, purpose, q, limit, max_chars)
+        return _parse(ContextResult, self._send(method, path, **kwargs))
+
+    # -- the user ----------------------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        return _parse(WhoAmI, self._send("GET", "/v1/me"))
+
+    def my_memories(
+        self,
+        *,
+        q: str | None = None,
+        category: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> MemoryPage:
+        params = _drop_none({"q": q, "category": category, "limit": limit, "cursor": cursor})
+        return _parse(MemoryPage, self._send("GET", "/v1/me/memories", params=params))
+
+    def edit(
+        self,
+        memory_id: str,
+        *,
+        version: int | None = None,
+        content: str | None = None,
+        category: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> MemoryPublic:
+        body = _drop_none(
+            {
+                "content": content,
+                "category": category,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+        )
+        headers = {"If-Match": f'"{version}"'} if version is not None else {}
+        response = self._send("PATCH", f"/v1/me/memories/{memory_id}", json=body, headers=headers)
+        return _parse(MemoryPublic, response)
+
+    def history(self, memory_id: str) -> list[MemoryVersionPublic]:
+        response = self._send("GET", f"/v1/me/memories/{memory_id}/history")
+        raise_for_problem(response)
+        return [MemoryVersionPublic.model_validate(item) for item in response.json()]
+
+    def forget(self, memory_id: str) -> None:
+        raise_for_problem(self._send("DELETE", f"/v1/me/memories/{memory_id}"))
+
+    def forget_everything(self) -> ErasureReceipt:
+        return _parse(ErasureReceipt, self._send("DELETE", "/v1/me"))
+
+    def consents(self) -> ConsentOverview:
+        return _parse(ConsentOverview, self._send("GET", "/v1/me/consents"))
+
+    def set_consent(self, purpose: str, category: str, *, granted: bool) -> ConsentChangeResult:
+        response = self._send(
+            "PUT", f"/v1/me/consents/{purpose}/{category}", json={"granted": granted}
+        )
+        return _parse(ConsentChangeResult, response)
+
+    def set_memory_enabled(self, enabled: bool) -> SettingsPublic:
+        response = self._send("PATCH", "/v1/me/settings", json={"memory_enabled": enabled})
+        return _parse(SettingsPublic, response)
+
+    def access_log(self) -> AccessLogPage:
+        return _parse(AccessLogPage, self._send("GET", "/v1/me/access-log"))
+
+    def export(self) -> UserExport:
+        return _parse(UserExport, self._send("GET", "/v1/me/export"))
