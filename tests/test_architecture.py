@@ -205,7 +205,7 @@ def tracked_files() -> list[Path]:
     return [ROOT / name for name in listed.split("\0") if name]
 
 
-# A home folder or this workplace's, as an absolute path: /root/..., /home/x/..., /Users/x/...
+# A home folder or this workplace's folder, as an absolute path (root, home, Users, work).
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:root|home|Users|work)/[\w.-]+")
 
 
@@ -224,7 +224,8 @@ def test_no_tracked_file_names_a_path_of_this_machine() -> None:
 
 
 def test_the_machine_path_detector_sees_machine_paths() -> None:
-    assert MACHINE_PATH.search('CONSOLE_SCRIPT = Path("/work/main/.venv/bin/memory-store")')
-    assert MACHINE_PATH.search("cd /home/alice/memory-store")
+    # Built, not written out: this file must not hold a machine's path itself.
+    assert MACHINE_PATH.search('CONSOLE_SCRIPT = Path("' + "/work" + '/main/.venv/bin/x")')
+    assert MACHINE_PATH.search("cd " + "/home" + "/alice/memory-store")
     assert not MACHINE_PATH.search("/usr/lib/postgresql/15/bin")
     assert not MACHINE_PATH.search("see ~/work/notes and var/root.db")

@@ -39,6 +39,9 @@ class _Statements:
     def __init__(self, engine: Engine) -> None:
         style = RawDB(engine).sql
         self.read_head = READ_HEAD
+        # Inside a transaction: the head, its row held until the commit (SQLite's BEGIN
+        # IMMEDIATE holds the whole database already).
+        self.lock_head = READ_HEAD if engine.dialect.name == "sqlite" else READ_HEAD + " FOR UPDATE"
         self.move_head = style(MOVE_HEAD)
         self.insert = style(INSERT_RECORD)
 
@@ -129,19 +132,27 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
     def _chain_on(
         self, conn: Any, batch: list[Pending[AuditRecord, AuditRecord]]
     ) -> list[AuditRecord]:
+        """The common case takes no lock before its UPDATE: it chains on the head it last
+        saw. If another process moved the head meanwhile, the batch is chained again, and
+        from then on with the head's row locked first, so that a writer slower to turn
+        around than another cannot lose the race every time."""
         sql = self._sql
         self._commit_sent = False
+        lock_head = False
         for _attempt in range(_MAX_ATTEMPTS):
-            start_seq, start_hash = seq, prev = self._head
-            sealed = []
-            for pending in batch:
-                seq += 1
-                record = seal(pending.item, seq=seq, prev=prev)
-                prev = record.hash
-                sealed.append(record)
             cursor = conn.cursor()
             try:
                 self._begin(cursor)
+                if lock_head:
+                    cursor.execute(sql.lock_head)
+                    self._head = _head_of(cursor.fetchone())
+                start_seq, start_hash = seq, prev = self._head
+                sealed = []
+                for pending in batch:
+                    seq += 1
+                    record = seal(pending.item, seq=seq, prev=prev)
+                    prev = record.hash
+                    sealed.append(record)
                 # Moving the head first also locks its row (PostgreSQL) for this transaction.
                 cursor.execute(sql.move_head, (seq, prev, start_seq, start_hash))
                 moved = cursor.rowcount == 1
@@ -156,6 +167,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
             if not moved:  # another process appended since: chain again on its head
                 conn.rollback()
                 self._head = self._read_head(conn)
+                lock_head = True
                 continue
             self._commit_sent = True
             conn.commit()
@@ -172,9 +184,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
         finally:
             cursor.close()
         conn.rollback()  # no transaction left open while idle
-        if row is None:
-            raise AuditAppendError("the audit trail has no head row")
-        return int(row[0]), str(row[1])
+        return _head_of(row)
 
     def _is_disconnect(self, exc: Exception, conn: Any) -> bool:
         dialect = self._engine.dialect
@@ -184,3 +194,9 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
             return bool(dialect.is_disconnect(exc, conn, None))
         except Exception:
             return False
+
+
+def _head_of(row: Any) -> tuple[int, str]:
+    if row is None:
+        raise AuditAppendError("the audit trail has no head row")
+    return int(row[0]), str(row[1])
