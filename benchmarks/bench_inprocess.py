@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import multiprocessing
 import os
 import secrets
@@ -49,6 +48,7 @@ from memory_store.domain import Principal, Role
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
 from memory_store.services.memories import ListQuery
+from memory_store.storage.audit_trail import INSERT_RECORD, record_row
 from memory_store.trail.times import format_time
 
 ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
@@ -461,12 +461,6 @@ def _scale(runtimes: dict[int, Runtime], sizes: Sizes) -> list[Row]:
 
 # -- 4. audit verify ------------------------------------------------------------------------------
 
-_INSERT_RECORD = (
-    "INSERT INTO audit_records (at, actor_id, actor_role, request_id, action, outcome, subject, "
-    "memory_ids, target, purpose, reason, result_count, seq, prev, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
 
 def _build_trail(data_dir: Path, records: int) -> tuple[int, float]:
     """Append `records` sealed records after the current head, and a signed checkpoint every
@@ -499,28 +493,10 @@ def _build_trail(data_dir: Path, records: int) -> tuple[int, float]:
                     prev=prev,
                 )
                 seq, prev = record.seq, record.hash
-                rows.append(
-                    (
-                        record.at,
-                        record.actor_id,
-                        record.actor_role,
-                        record.request_id,
-                        record.action,
-                        record.outcome,
-                        record.subject,
-                        json.dumps(list(record.memory_ids)),
-                        record.target,
-                        record.purpose,
-                        record.reason,
-                        record.result_count,
-                        record.seq,
-                        record.prev,
-                        record.hash,
-                    )
-                )
+                rows.append(record_row(record))
                 if seq % 1000 == 0:
                     checkpoints.append(signing_key.sign(seq=seq, hash=prev, at=at).to_dict())
-            conn.executemany(_INSERT_RECORD, rows)
+            conn.executemany(INSERT_RECORD, rows)
             conn.executemany(
                 "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) "
                 "VALUES (:seq, :hash, :at, :key_id, :signature)",

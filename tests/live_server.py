@@ -13,9 +13,23 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
-def _free_port() -> int:
+def server_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """The environment a server under test runs with (it and every CLI process beside it):
+    its data dir, both rate limits off (they would mask a bug, or throttle a load), no
+    retention sweeper (it would race the test), JSON logs. Set through `monkeypatch`, so it
+    ends with the test."""
+    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
+    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -60,7 +74,7 @@ class LiveServer:
 
     def start(self, timeout: float = 90.0) -> None:
         for _attempt in range(3):
-            self.port = self.port or _free_port()
+            self.port = self.port or free_port()
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
                     [*cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],

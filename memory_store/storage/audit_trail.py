@@ -10,30 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Any
 
 from audit import GENESIS, AuditRecord, Checkpoint
 from memory_store.domain import AuditQuery
 from memory_store.storage.rawdb import RawDB
 
-# AuditRecord's field order: a row read back builds the record positionally.
-RECORD_COLUMNS = (
-    "at",
-    "actor_id",
-    "actor_role",
-    "request_id",
-    "action",
-    "outcome",
-    "subject",
-    "memory_ids",
-    "target",
-    "purpose",
-    "reason",
-    "result_count",
-    "seq",
-    "prev",
-    "hash",
-)
+# AuditRecord's fields, in order, are the table's columns: a row read back builds the record
+# positionally.
+RECORD_COLUMNS = tuple(field.name for field in fields(AuditRecord))
 _SEQ = RECORD_COLUMNS.index("seq")
 _SELECT_RECORDS = f"SELECT {', '.join(RECORD_COLUMNS)} FROM audit_records "  # noqa: S608 (fixed)
 INSERT_RECORD = (

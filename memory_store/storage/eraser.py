@@ -17,13 +17,13 @@ theirs can be decrypted. The rows themselves go in two steps:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from memory_store.logging import get_logger
 from memory_store.storage.engines import truncate_wal
+from memory_store.storage.memories import delete_memories
 from memory_store.storage.rawdb import RawDB
 
 _log = get_logger("memory_store.erasure")
@@ -54,8 +54,10 @@ class ErasureCounts:
     tokens: int
 
 
-# Destroys the data key `key_id` of `user_id`, if it is still there (keys.DataKeyring.destroy).
-DestroyKey = Callable[..., bool]
+class DestroyKey(Protocol):
+    """Destroys the data key `key_id` of `user_id` if it is still there (DataKeyring.destroy)."""
+
+    def __call__(self, user_id: str, *, key_id: str | None = None) -> bool: ...
 
 
 class Eraser:
@@ -146,18 +148,8 @@ class Eraser:
                 "DELETE FROM memory_versions WHERE user_id = ? AND key_id = ?", (user_id, key_id)
             )
             return 0
-        marks = ", ".join("?" * len(ids))
         with raw.transaction() as cursor:
-            cursor.execute(
-                raw.sql(
-                    f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"  # noqa: S608 (placeholders)
-                ),
-                (user_id, *ids),
-            )
-            cursor.execute(
-                raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
-                (user_id, *ids),
-            )
+            delete_memories(raw, cursor, user_id, ids)
         return len(ids)
 
     def _execute(self, statement: str, params: tuple[Any, ...]) -> None:

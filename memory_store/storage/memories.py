@@ -248,20 +248,8 @@ class MemoryRepository:
         """Delete memories of `user_id` and their history, for good. Returns how many."""
         if not memory_ids:
             return 0
-        raw = self._raw
-        marks = ", ".join("?" * len(memory_ids))
-        with raw.transaction() as cursor:
-            cursor.execute(
-                raw.sql(
-                    f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"  # noqa: S608 (placeholders)
-                ),
-                (user_id, *memory_ids),
-            )
-            cursor.execute(
-                raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
-                (user_id, *memory_ids),
-            )
-            return int(cursor.rowcount)
+        with self._raw.transaction() as cursor:
+            return delete_memories(self._raw, cursor, user_id, memory_ids)
 
     def ids_in_category(self, user_id: str, category: str) -> list[str]:
         rows = self._raw.all(
@@ -297,6 +285,21 @@ class MemoryRepository:
                     (*ids, at),
                 )
                 purged += int(cursor.rowcount)
+
+
+def delete_memories(raw: RawDB, cursor: Any, user_id: str, memory_ids: Sequence[str]) -> int:
+    """In the caller's transaction: delete memories of `user_id` and their earlier versions.
+    Returns how many memories."""
+    marks = ", ".join("?" * len(memory_ids))
+    cursor.execute(
+        raw.sql(f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
+        (user_id, *memory_ids),
+    )
+    cursor.execute(
+        raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
+        (user_id, *memory_ids),
+    )
+    return int(cursor.rowcount)
 
 
 class _Moved(Exception):

@@ -11,7 +11,6 @@ import base64
 import itertools
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.domain import Role
 from memory_store.runtime import Runtime, open_runtime
+from tests.live_server import free_port
 from tests.postgres import Cluster
 
 INSTALL_HINT = (
@@ -74,7 +74,7 @@ SEED: tuple[tuple[str, str], ...] = (
 
 
 @dataclass
-class LiveServer:
+class PageServer:
     base_url: str
     runtime: Runtime
     assistant_token: str
@@ -83,17 +83,10 @@ class LiveServer:
         return httpx.Client(base_url=self.base_url, timeout=10.0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
-def live_server(
+def page_server(
     tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster | None
-) -> Iterator[LiveServer]:
+) -> Iterator[PageServer]:
     """The real app under uvicorn, in a background thread, with its own data dir (and, on
     the PostgreSQL run, its own schemas)."""
     data_dir = tmp_path_factory.mktemp("browser") / "var"
@@ -108,7 +101,7 @@ def live_server(
     )
     runtime = open_runtime(settings)
     app = create_app(settings, runtime)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )
@@ -121,7 +114,7 @@ def live_server(
             raise RuntimeError("the app did not start for the browser tests")
         time.sleep(0.02)
     assistant = runtime.tokens.issue(role=Role.assistant, name="copilot").token
-    yield LiveServer(f"http://127.0.0.1:{port}", runtime, assistant)
+    yield PageServer(f"http://127.0.0.1:{port}", runtime, assistant)
     server.should_exit = True
     thread.join(timeout=WAIT_SECONDS)
 
@@ -137,7 +130,7 @@ def bearer(token: str) -> dict[str, str]:
 class SeededUser:
     user_id: str
     token: str
-    server: LiveServer
+    server: PageServer
     memories: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def assistant_list(self, **params: Any) -> httpx.Response:
@@ -174,21 +167,21 @@ _user_numbers = itertools.count(1)
 
 
 @pytest.fixture
-def user(live_server: LiveServer) -> SeededUser:
+def user(page_server: PageServer) -> SeededUser:
     """A fresh user (so tests never see each other's forgetting), with a user token and the
     SEED memories written by the assistant; the sensitive one after the user opted in."""
     user_id = f"user{next(_user_numbers)}@example.test"
-    token = live_server.runtime.tokens.issue(role=Role.user, name="web", user_id=user_id).token
-    seeded = SeededUser(user_id, token, live_server)
+    token = page_server.runtime.tokens.issue(role=Role.user, name="web", user_id=user_id).token
+    seeded = SeededUser(user_id, token, page_server)
     opt_in = seeded.me("PUT", f"/consents/{PURPOSE}/health", json={"granted": True})
     assert opt_in.status_code == 200, opt_in.text
-    with live_server.client() as client:
+    with page_server.client() as client:
         for content, category in SEED:
             response = client.post(
                 f"/v1/users/{user_id}/memories",
                 params={"purpose": PURPOSE},
                 json={"content": content, "category": category},
-                headers=bearer(live_server.assistant_token),
+                headers=bearer(page_server.assistant_token),
             )
             assert response.status_code == 201, response.text
             seeded.memories[content] = response.json()
@@ -246,7 +239,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterato
 class UserPage:
     """The user page in the browser, with the few moves the tests need."""
 
-    def __init__(self, driver: Browser, server: LiveServer) -> None:
+    def __init__(self, driver: Browser, server: PageServer) -> None:
         self.driver = driver
         self.server = server
         self.url = f"{server.base_url}/ui/"
@@ -369,13 +362,13 @@ class UserPage:
 
 
 @pytest.fixture
-def page(driver: Browser, live_server: LiveServer, downloads: Path) -> UserPage:
+def page(driver: Browser, page_server: PageServer, downloads: Path) -> UserPage:
     for leftover in downloads.iterdir():
         if leftover.is_file():
             leftover.unlink()
         else:
             shutil.rmtree(leftover)
     driver.get_log("browser")  # type: ignore[no-untyped-call]  # drop what earlier tests logged
-    user_page = UserPage(driver, live_server)
+    user_page = UserPage(driver, page_server)
     user_page.open()
     return user_page

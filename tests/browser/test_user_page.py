@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.conftest import PURPOSE, SEED, LiveServer, SeededUser, UserPage, bearer
+from tests.browser.conftest import PURPOSE, SEED, PageServer, SeededUser, UserPage, bearer
 
 
 def assert_url_is_clean(page: UserPage) -> None:
@@ -23,8 +23,8 @@ def assert_url_is_clean(page: UserPage) -> None:
 # -- the page itself -----------------------------------------------------------------------
 
 
-def test_ui_is_served_same_origin_with_strict_security_headers(live_server: LiveServer) -> None:
-    with live_server.client() as client:
+def test_ui_is_served_same_origin_with_strict_security_headers(page_server: PageServer) -> None:
+    with page_server.client() as client:
         redirect = client.get("/ui", follow_redirects=False)
         assert redirect.status_code in (307, 308)
         assert redirect.headers["location"].endswith("/ui/")
@@ -41,16 +41,16 @@ def test_ui_is_served_same_origin_with_strict_security_headers(live_server: Live
         html = client.get("/ui/").text
     assert "<script>" not in html and " style=" not in html, "no inline script or style"
     assert not re.search(r"(src|href)=\"(https?:)?//", html), "no external resources"
-    with live_server.client() as client:
+    with page_server.client() as client:
         paths = client.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/ui")], "the page is not API"
 
 
-def test_a_bad_token_shows_the_problem_detail(page: UserPage, live_server: LiveServer) -> None:
+def test_a_bad_token_shows_the_problem_detail(page: UserPage, page_server: PageServer) -> None:
     page.screenshot("01-signin")
     page.sign_in("mst_not-a-real-token")
     error = page.visible("error")
-    with live_server.client() as client:
+    with page_server.client() as client:
         detail = client.get("/v1/me/settings", headers=bearer("mst_not-a-real-token")).json()[
             "detail"
         ]

@@ -14,6 +14,7 @@ from memory_store.cli import main
 from memory_store.config import Settings
 from memory_store.runtime import open_engines, open_runtime
 from memory_store.storage import migrate as schema
+from tests.postgres import Cluster
 
 
 @pytest.fixture
@@ -65,6 +66,51 @@ def test_upgrading_twice_changes_nothing(settings: Settings) -> None:
         schema.upgrade_all(engines)
         schema.upgrade_all(engines)
         assert all(schema.current(engines[b], b) == schema.head(b) for b in schema.BRANCHES)
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def test_a_command_creates_a_brand_new_store_but_never_migrates_an_existing_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pg_cluster: Cluster | None,
+) -> None:
+    """`tokens`, `keys`, `audit`... may run beside a server: they set up a store that does not
+    exist yet, but leave an existing database's schema to `db upgrade` (and the server)."""
+    for name in ("MEMORY_STORE_MIGRATE_ON_START", "MEMORY_STORE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(fresh))
+    assert main(["tokens", "list"]) == 0  # a brand-new store: created at the current schema
+    engines = open_engines(Settings(data_dir=fresh))
+    try:
+        assert all(schema.current(engines[b], b) == schema.head(b) for b in schema.BRANCHES)
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+    if pg_cluster is not None:  # another three empty schemas for the second store
+        urls = pg_cluster.fresh_urls()
+        monkeypatch.setenv("MEMORY_STORE_DATABASE_URL", urls["database"])
+        monkeypatch.setenv("MEMORY_STORE_KEYSTORE_URL", urls["keystore"])
+        monkeypatch.setenv("MEMORY_STORE_AUDIT_DATABASE_URL", urls["audit"])
+    stale = Settings(data_dir=tmp_path / "stale", retention_sweep_seconds=0)
+    engines = open_engines(stale)
+    try:
+        schema.upgrade(engines["memory"], "memory", schema.first("memory"))
+        schema.upgrade(engines["keystore"], "keystore")
+        schema.upgrade(engines["audit"], "audit")
+        assert schema.first("memory") != schema.head("memory")  # there is a later revision
+        monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(stale.data_dir))
+        capsys.readouterr()
+        assert main(["tokens", "list"]) == 1
+        assert "run `memory-store db upgrade`" in capsys.readouterr().err
+        assert schema.current(engines["memory"], "memory") == schema.first("memory")  # untouched
+        open_runtime(stale).close()  # the server's start does migrate (MIGRATE_ON_START)
+        assert schema.current(engines["memory"], "memory") == schema.head("memory")
+        assert main(["tokens", "list"]) == 0
     finally:
         for engine in engines.values():
             engine.dispose()

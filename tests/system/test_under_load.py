@@ -18,13 +18,11 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from memory_store.config import Settings
 from memory_store.domain import Role
@@ -35,21 +33,6 @@ PURPOSE = "personalization"
 USERS = ("alice", "bob", "carol", "dave")
 WORKERS = 4
 REQUEST_TIMEOUT = 30.0
-
-
-# -- the server, as a real process ------------------------------------------------------------
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
-    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
-    live = LiveServer(tmp_path / "server.log")
-    yield live
-    live.stop()
 
 
 # -- the load -------------------------------------------------------------------------------

@@ -26,12 +26,11 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from memory_store.config import Settings
 from memory_store.domain import Role
@@ -46,9 +45,6 @@ KILLS = 6
 SEED = 20240531  # the kill schedule; the moments still land wherever the threads are
 TIME_BUDGET = 60.0  # kills stop being scheduled past this (at least 5 are required)
 REQUEST_TIMEOUT = 30.0
-
-
-# -- the server, as a real process ------------------------------------------------------------
 
 
 # -- what the clients saw -------------------------------------------------------------------
@@ -206,18 +202,6 @@ def list_all(client: httpx.Client, base_url: str, token: str) -> list[dict[str, 
 
 
 # -- the test ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
-    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
-    live = LiveServer(tmp_path / "server.log")
-    yield live
-    live.stop()
 
 
 def test_sigkill_under_load_loses_no_acknowledged_write_and_the_trail_verifies(

@@ -17,7 +17,7 @@ from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, issue_token
 
-SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 CATALOGUE = Catalogue.load(SHIPPED / "catalogue.toml")
 
 

@@ -30,16 +30,10 @@ from uvicorn.config import STARTUP_FAILURE
 from memory_store.app import worker_app
 from memory_store.cli import main
 from memory_store.config import MAX_WORKERS
-from tests.live_server import cli, run_cli
+from tests.live_server import cli, free_port, run_cli, server_environment
 
 PURPOSE = "personalization"
 STARTED = re.compile(rb"Started server process \[(\d+)\]")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Workers:
@@ -47,7 +41,7 @@ class Workers:
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
-        self.port = _free_port()
+        self.port = free_port()
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*cli(), "serve", "--port", str(self.port), "--workers", "2"],
@@ -90,11 +84,7 @@ class Workers:
 
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
-    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
+    server_environment(monkeypatch, tmp_path / "var")
     monkeypatch.delenv("MEMORY_STORE_WORKERS", raising=False)
     return tmp_path
 
@@ -314,7 +304,7 @@ def test_serve_fails_when_a_worker_failed_to_start(
             pass
 
     monkeypatch.setattr("memory_store.cli.Multiprocess", FailedStart)
-    assert main(["serve", "--port", str(_free_port()), "--workers", "2"]) == 1
+    assert main(["serve", "--port", str(free_port()), "--workers", "2"]) == 1
     assert "a worker process failed to start" in capsys.readouterr().err
     (config,) = started
     assert (config.app, config.factory, config.workers) == ("memory_store.app:worker_app", True, 2)

@@ -32,7 +32,7 @@ from memory_store.domain import Role
 from memory_store.errors import DecryptionError
 from memory_store.keys.envelope import UserKey, open_sealed
 from memory_store.runtime import open_runtime
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, server_environment
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -47,17 +47,15 @@ RUN = secrets.token_hex(4)  # canaries unique to this run: nothing else can cont
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = tmp_path / "var"
-    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(data))
-    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
-    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
+    server_environment(monkeypatch, data)
     monkeypatch.setenv("MEMORY_STORE_LOG_LEVEL", "debug")  # the most the logs ever say
     return data
 
 
 @pytest.fixture
 def server(data_dir: Path) -> Iterator[LiveServer]:
+    """This test's own server, in place of the folder's: its log inside the data dir (so the
+    search covers it), debug logs, and killed at the end, not stopped."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     live = LiveServer(data_dir / "server.log")
     yield live

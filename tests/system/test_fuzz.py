@@ -22,9 +22,8 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,7 +53,7 @@ from tests.live_server import LiveServer
 # Examples per operation, per role, per generation mode: with 27 operations x 5 roles x 2 modes
 # about 1,300 requests, 40 s on SQLite and 60 s on PostgreSQL on a busy 2-core machine. The
 # run is derandomized, so it is the same requests every time. A deeper run, by hand:
-# MEMORY_STORE_TEST_FUZZ_EXAMPLES=50 pytest tests/test_fuzz.py -s
+# MEMORY_STORE_TEST_FUZZ_EXAMPLES=50 pytest tests/system/test_fuzz.py -s
 MAX_EXAMPLES = int(os.environ.get("MEMORY_STORE_TEST_FUZZ_EXAMPLES", "5"))
 REQUEST_TIMEOUT = 30.0
 ROLES = ("anonymous", "admin", "compliance", "assistant", "user")
@@ -66,9 +65,6 @@ CHECKS = [
     response_headers_conformance,
 ]
 PROBLEM_FIELDS = {"type": str, "title": str, "status": int, "request_id": str}
-
-
-# -- the server, as a real process ------------------------------------------------------------
 
 
 # -- the run's bookkeeping --------------------------------------------------------------------
@@ -287,18 +283,6 @@ def issue(runtime: Runtime, role: Role, user_id: str | None = None) -> str:
 
 
 # -- the test ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEMORY_STORE_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_ASSISTANT_RATE_LIMIT_PER_MINUTE", "0")
-    monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
-    monkeypatch.setenv("MEMORY_STORE_LOG_FORMAT", "json")
-    live = LiveServer(tmp_path / "server.log")
-    yield live
-    live.stop()
 
 
 def test_every_operation_for_every_role_answers_documented_non_5xx_responses(

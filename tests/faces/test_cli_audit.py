@@ -97,3 +97,22 @@ def test_checkpoint_on_an_empty_trail_says_so(
     monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "empty"))
     assert main(["audit", "checkpoint"]) == 1
     assert "empty" in capsys.readouterr().err
+
+
+def test_verify_and_export_are_decided_by_the_policy_and_recorded_as_operations(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator at the console verifies and exports through the same service and Casbin
+    check as compliance over HTTP, under its own purpose; each is on the record."""
+    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "export", "--output", str(tmp_path / "trail.jsonl")]) == 0
+    runtime = open_runtime(Settings())
+    try:
+        trail = list(runtime.audit_store.iter_records())
+    finally:
+        runtime.close()
+    console = [r for r in trail if r.action in {"audit.verify", "audit.export"}]
+    assert [(r.action, r.actor_role, r.purpose, r.outcome) for r in console] == [
+        ("audit.verify", "admin", "operations", "allowed"),
+        ("audit.export", "admin", "operations", "allowed"),
+    ]
