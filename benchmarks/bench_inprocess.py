@@ -37,7 +37,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from audit import AuditRecord, SigningKey, seal
 from benchmarks import peer
@@ -342,14 +341,14 @@ def _forget(tmp: Path, sizes: Sizes) -> list[Row]:
     times, erased = [], set()
     # Where the time goes: when the key is gone (the crypto-shred), and when the last row is.
     marks: dict[str, float] = {}
-    destroy = runtime.keyring.destroy
+    shred = runtime.keyring.shred
 
-    def timed_destroy(user_id: str, **kwargs: Any) -> bool:
-        done = destroy(user_id, **kwargs)
+    def timed_shred(user_id: str) -> bool:
+        done = shred(user_id)
         marks.setdefault("key destroyed", time.perf_counter())
         return done
 
-    runtime.keyring.destroy = timed_destroy  # type: ignore[method-assign]
+    runtime.keyring.shred = timed_shred  # type: ignore[method-assign]
     phases: dict[str, list[float]] = {"key": [], "rows": []}
     try:
         for run in range(sizes.forget_runs):
