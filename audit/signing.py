@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from audit.records import canonical
 
@@ -123,6 +124,16 @@ class SigningKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path} is not an Ed25519 private key")
         return cls(key)
+
+    def derive_secret(self, info: bytes) -> bytes:
+        """A 256-bit secret for another job of the trail's keeper, named by `info`: derived
+        (HKDF-SHA256) from the private key, so it reveals nothing of it and lives as long."""
+        raw = self._private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(raw)
 
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(

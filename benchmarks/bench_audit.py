@@ -8,10 +8,14 @@ should keep the audited rate above half the unaudited one.
 Then one caller appending alone (each batch one record), against a floor measured in the same
 run: the writer's transaction (BEGIN IMMEDIATE, move the head, insert a row, commit) in plain
 sqlite3 with the same pragmas.
+
+Last, a refused request about a known id against the same about unknown ids: it makes no key
+for a stranger, and takes as long.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import statistics
 import tempfile
@@ -23,6 +27,7 @@ from audit import AuditRecord
 from benchmarks.common import Row, median_us
 from memory_store.config import Settings
 from memory_store.domain import Principal, Role
+from memory_store.errors import ConsentRequired
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
 from memory_store.trail.recorder import Auditor
@@ -126,6 +131,34 @@ def _append_rows(runtime: Runtime, tmp: Path, runs: int, calls: int) -> list[Row
     ]
 
 
+def _probe_rows(runtime: Runtime, runs: int, calls: int) -> list[Row]:
+    """A refused write (no opt-in for a sensitive category) about a user the service knows,
+    against the same about ids it has never seen: no key is made for those, and the answer
+    must not tell the two apart by its time."""
+    body = MemoryCreate(content="a probe", category="health")
+    strangers = (f"stranger-{n}" for n in itertools.count())
+
+    def refused(user_id: str) -> None:
+        try:
+            runtime.memories.write(ASSISTANT, user_id, "personalization", body)
+        except ConsentRequired:
+            return
+        raise AssertionError("the probe was not refused")
+
+    keys_before = runtime.keyring.count_by_version()
+    known, unknown, ratios = [], [], []
+    for _ in range(runs):  # interleaved, as above
+        known.append(median_us(lambda: refused("user-0"), calls=calls, runs=1))
+        unknown.append(median_us(lambda: refused(next(strangers)), calls=calls, runs=1))
+        ratios.append(unknown[-1] / known[-1])
+    assert runtime.keyring.count_by_version() == keys_before, "a probe made a key"
+    return [
+        Row("refused write about a known id", statistics.median(known), "us"),
+        Row("refused write about an unknown id", statistics.median(unknown), "us", "no key made"),
+        Row("ratio unknown / known", statistics.median(ratios), "x", "~1 = indistinguishable"),
+    ]
+
+
 def run(quick: bool = False) -> list[Row]:
     seconds, runs = (1.0, 3) if quick else (3.0, 5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +167,7 @@ def run(quick: bool = False) -> list[Row]:
             targets = _prepare(runtime)
             audited_service = runtime.memories
             real_auditor = runtime.auditor
-            noop_auditor = Auditor(NoopAuditSink(), runtime.keyring)
+            noop_auditor = Auditor(NoopAuditSink(), runtime.keyring, b"bench" * 8)
             audited, unaudited, ratios = [], [], []
             for _ in range(runs):  # interleaved, so machine noise falls on both alike
                 audited_service._auditor = real_auditor
@@ -146,6 +179,7 @@ def run(quick: bool = False) -> list[Row]:
                 ratios.append(with_trail / without)
             audited_service._auditor = real_auditor
             appends = _append_rows(runtime, Path(tmp), runs, 200 if quick else 1000)
+            probes = _probe_rows(runtime, runs, 200 if quick else 1000)
         finally:
             runtime.close()
     return [
@@ -153,4 +187,5 @@ def run(quick: bool = False) -> list[Row]:
         Row(f"get, no-op audit writer, {READERS} readers", statistics.median(unaudited), "/s"),
         Row("ratio audited / no-op", statistics.median(ratios), "x", "target > 0.5"),
         *appends,
+        *probes,
     ]

@@ -124,7 +124,7 @@ class AuditQuery:
     """A filter over the audit trail (compliance's events, a user's access log)."""
 
     actor_id: str | None = None
-    subject: str | None = None
+    subjects: Sequence[str] | None = None  # any of these pseudonyms
     action: str | None = None
     actions: Sequence[str] | None = None
     purpose: str | None = None

@@ -35,6 +35,9 @@ from memory_store.storage.tokens import TokenRepository
 from memory_store.trail.log import AuditLog
 from memory_store.trail.recorder import Auditor
 
+# What the audit pseudonyms of subjects with no data key are keyed by (trail/recorder.py).
+STRANGER_PSEUDONYMS = b"memory-store/stranger-pseudonym/1"
+
 # What opening the runtime does about the databases' schema: bring them to the current one
 # (the server's start, by default), create a brand-new store but leave an existing one as it
 # is (every other command: it must not migrate a database a server is using), or only check.
@@ -152,7 +155,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
-    auditor = Auditor(audit_log, keyring)
+    auditor = Auditor(audit_log, keyring, signing_key.derive_secret(STRANGER_PSEUDONYMS))
     memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
     memory_repository = MemoryRepository(memory_raw, memory_writer)
@@ -186,7 +189,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         consents=consents,
         consents_repository=consent_repository,
         sweeper=RetentionSweeper(memory_repository, policy, auditor),
-        tokens=TokenService(token_repository, auditor),
+        tokens=TokenService(token_repository, keyring, auditor),
         audit=audit,
         rights=UserRightsService(memories, consents, audit, keyring, policy, auditor, eraser),
         keys=KeyService(keyring, auditor),

@@ -61,18 +61,13 @@ class AuditService:
         limit: int,
         cursor: str | None,
     ) -> EventPage:
-        """Matching records, newest first. A user id is turned into its pseudonym here, on
-        the server; a user without a key (never seen, or forgotten) has no records."""
+        """Matching records, newest first. A user id is turned into its pseudonyms here, on
+        the server: their key's while they have one, and a stranger's (from before it). The
+        records of a forgotten user's key link to no one any more."""
         self._check(principal, Action.audit_read, COMPLIANCE, "")
         before = _cursor_seq(cursor)
         if user_id is not None:
-            subject = self._auditor.existing_subject(user_id)
-            if subject is None:
-                self._auditor.record(
-                    principal, AuditAction.audit_read, purpose=COMPLIANCE, result_count=0
-                )
-                return EventPage(items=[], next_cursor=None)
-            query = replace(query, subject=subject)
+            query = replace(query, subjects=self._auditor.subjects_of(user_id))
         records = self._store.page(query, limit=limit + 1, before_seq=before)
         items = records[:limit]
         self._auditor.record(
@@ -117,11 +112,9 @@ class AuditService:
         user_id = principal.user_id or ""
         self._check(principal, Action.access_log_read, SELF_SERVICE, user_id)
         before = _cursor_seq(cursor)
-        subject = self._auditor.existing_subject(user_id)
-        if subject is None:
-            return [], None
+        subjects = self._auditor.subjects_of(user_id)
         records = self._store.page(
-            AuditQuery(subject=subject, actions=READ_ACTIONS), limit=limit + 1, before_seq=before
+            AuditQuery(subjects=subjects, actions=READ_ACTIONS), limit=limit + 1, before_seq=before
         )
         items = records[:limit]
         names = self._tokens.names({record.actor_id for record in items})

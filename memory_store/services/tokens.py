@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from memory_store.clock import utc_now
 from memory_store.domain import OPERATOR, AuditAction, Principal, Role
-from memory_store.errors import InvalidRequest, Unauthenticated
+from memory_store.errors import DecryptionError, InvalidRequest, KeysUnavailable, Unauthenticated
+from memory_store.keys.keyring import DataKeyring
 from memory_store.storage.tokens import TokenRepository, TokenRow
 from memory_store.trail.recorder import Auditor
 
@@ -36,8 +37,9 @@ def hash_token(token: str) -> str:
 
 
 class TokenService:
-    def __init__(self, tokens: TokenRepository, auditor: Auditor) -> None:
+    def __init__(self, tokens: TokenRepository, keyring: DataKeyring, auditor: Auditor) -> None:
         self._tokens = tokens
+        self._keyring = keyring
         self._auditor = auditor
 
     def issue(
@@ -60,10 +62,19 @@ class TokenService:
             user_id=user_id,
             created_at=utc_now(),
         )
+        # A user token makes its user someone the service keeps something about: their data
+        # key is made now, so that every record about them from here on, this one first, is
+        # named by it and unlinked when they are forgotten. (Requests about an id that has no
+        # key create none: trail/recorder.py.)
+        try:
+            key = self._keyring.key_for_write(user_id) if user_id is not None else None
+        except DecryptionError:
+            raise KeysUnavailable("This user's data key cannot be opened") from None
         self._auditor.record(
             actor,
             AuditAction.token_create,
             subject_user_id=user_id,
+            subject_key=key,
             target=record.id,
             reason=role.value,
         )

@@ -107,7 +107,6 @@ class AuditTrailStore:
         params: list[Any] = []
         for column, value in (
             ("actor_id", query.actor_id),
-            ("subject", query.subject),
             ("action", query.action),
             ("purpose", query.purpose),
             ("outcome", query.outcome),
@@ -115,10 +114,12 @@ class AuditTrailStore:
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
-        if query.actions is not None:
-            if query.actions:
-                conditions.append(f"action IN ({', '.join('?' * len(query.actions))})")
-                params.extend(str(action) for action in query.actions)
+        for column, values in (("action", query.actions), ("subject", query.subjects)):
+            if values is None:
+                continue
+            if values:
+                conditions.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(str(value) for value in values)
             else:
                 conditions.append("1 = 0")
         if query.since is not None:

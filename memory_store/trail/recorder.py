@@ -9,6 +9,8 @@ Never a content, never a query text. If the record cannot be committed, the requ
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -36,29 +38,41 @@ def current_request_id() -> str:
 
 
 class Auditor:
-    def __init__(self, sink: AuditSink, keyring: DataKeyring) -> None:
+    """Records about a person name them by a pseudonym. While they have a data key, it is
+    derived from that key (`UserKey.pseudonym`), so destroying the key unlinks every such
+    record. A subject with no key (a stranger: never written about, or forgotten) gets a
+    pseudonym keyed by `stranger_secret` instead, and nothing is created for them: a refused
+    probe about an unknown id leaves no trace in the key store."""
+
+    def __init__(self, sink: AuditSink, keyring: DataKeyring, stranger_secret: bytes) -> None:
         self._sink = sink
         self._keyring = keyring
+        self._stranger_secret = stranger_secret
 
     def subject_of(self, user_id: str | None, key: UserKey | None = None) -> str | None:
-        """The pseudonym of `user_id`, creating their key if they have none yet, so that
-        every record about them, from the first, can be found by them and forgotten."""
+        """The pseudonym of `user_id` now: their key's, or a stranger's. Creates nothing."""
         if not user_id:
             return None
         if key is None or key.user_id != user_id:
             try:
-                key = self._keyring.key_for_write(user_id)
+                key = self._keyring.key_for_read(user_id)
             except DecryptionError:  # their key will not open: the record cannot name them
                 return None
-        return key.pseudonym
+        return key.pseudonym if key is not None else self._stranger(user_id)
 
-    def existing_subject(self, user_id: str) -> str | None:
-        """The pseudonym of `user_id` if they have a key; None, creating nothing, otherwise."""
+    def subjects_of(self, user_id: str) -> list[str]:
+        """Every pseudonym records about `user_id` can carry and still be linked to them:
+        their key's (while they have one) and a stranger's (from before their first key)."""
         try:
             key = self._keyring.key_for_read(user_id)
         except DecryptionError:
-            return None
-        return key.pseudonym if key is not None else None
+            key = None
+        known = [key.pseudonym] if key is not None else []
+        return [*known, self._stranger(user_id)]
+
+    def _stranger(self, user_id: str) -> str:
+        digest = hmac.new(self._stranger_secret, user_id.encode(), hashlib.sha256).hexdigest()
+        return "ps_" + digest[:32]
 
     def record(
         self,

@@ -199,3 +199,14 @@ def test_load_public_key_rejects_a_key_that_is_not_ed25519(make: Any) -> None:
 def test_load_public_key_rejects_garbage_with_value_error(pem: bytes) -> None:
     with pytest.raises(ValueError):
         load_public_key(pem)
+
+
+def test_a_derived_secret_is_stable_per_use_and_differs_between_uses(tmp_path: Path) -> None:
+    key = SigningKey.load_or_create(tmp_path / "signing.key", create=True)
+    again = SigningKey.load_or_create(tmp_path / "signing.key", create=False)
+    other = SigningKey.load_or_create(tmp_path / "other.key", create=True)
+    first = key.derive_secret(b"use/1")
+    assert len(first) == 32
+    assert first == again.derive_secret(b"use/1")
+    assert first != key.derive_secret(b"use/2")
+    assert first != other.derive_secret(b"use/1")
