@@ -23,11 +23,14 @@ from memory_store.app import create_app
 from memory_store.config import MAX_WORKERS, Settings
 from memory_store.domain import OPERATIONS, OPERATOR, Role
 from memory_store.errors import KeyProviderError, Problem
+from memory_store.keys.envelope import CONTENT_FORMAT
 from memory_store.logging import configure_logging
 from memory_store.mcp_server import build_server
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import USER_ID_PATTERN
 from memory_store.storage import migrate
+from memory_store.storage.memories import LegacyCiphertexts
+from memory_store.storage.rawdb import RawDB
 
 
 def _user_id(value: str) -> str:
@@ -253,6 +256,10 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "upgrade":
             migrate.upgrade_all(engines)
+            if LegacyCiphertexts(RawDB(engines["memory"])).content_format() < CONTENT_FORMAT:
+                # What Alembic cannot do without the keys: re-encrypt the memories of a
+                # store made before content format 2. Opening the runtime does it.
+                open_runtime(settings, schema="upgrade").close()
         for branch in migrate.BRANCHES:
             print(
                 f"{branch}: at {migrate.current(engines[branch], branch) or 'nothing'}, "
@@ -297,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db(settings, args)
         # A management command creates a brand-new store, but never migrates one a server
         # may be using: that is `db upgrade`'s job.
-        runtime = open_runtime(settings, schema="create")
+        runtime = open_runtime(settings, schema="create" if settings.migrate_on_start else "check")
         try:
             handler = {
                 "mcp": _mcp,

@@ -19,6 +19,7 @@ from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
+from memory_store.services.reencryption import Reencryption
 from memory_store.services.retention import RetentionSweeper
 from memory_store.services.rights import UserRightsService
 from memory_store.services.tokens import TokenService
@@ -29,7 +30,7 @@ from memory_store.storage.engines import make_engine
 from memory_store.storage.eraser import Eraser
 from memory_store.storage.group_commit import GroupCommitter
 from memory_store.storage.keystore import KeyStore
-from memory_store.storage.memories import MemoryRepository
+from memory_store.storage.memories import LegacyCiphertexts, MemoryRepository
 from memory_store.storage.rawdb import RawDB, close_thread_connections
 from memory_store.storage.tokens import TokenRepository
 from memory_store.trail.log import AuditLog
@@ -122,13 +123,14 @@ def open_engines(settings: Settings) -> dict[str, Engine]:
 def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> Runtime:
     """Open (and on first run create) the databases, the key file and the signing key.
     `schema` (default: "upgrade", or "check" when MEMORY_STORE_MIGRATE_ON_START=false) says
-    what is done about the databases' schema first.
+    what is done about the databases' schema first, and about a store whose ciphertexts are
+    in an older content format (re-encrypted on "upgrade", refused otherwise).
 
     A key file is created only when the key store holds no keys yet, and a signing key only
     when the audit trail is empty: otherwise a missing one raises KeyProviderError, because a
     new key would leave stored memories unreadable, or the trail's signatures unverifiable.
     """
-    if schema is None or not settings.migrate_on_start:
+    if schema is None:
         schema = "upgrade" if settings.migrate_on_start else "check"
     engines = open_engines(settings)
     if schema == "upgrade":
@@ -159,6 +161,15 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
     memory_repository = MemoryRepository(memory_raw, memory_writer)
+    reencryption = Reencryption(LegacyCiphertexts(memory_raw), keyring)
+    if reencryption.needed():  # a store made before content format 2
+        if schema != "upgrade":
+            memory_writer.close()
+            audit_log.close()
+            raise migrate.SchemaOutOfDate(
+                "the memories are in an older content format: run `memory-store db upgrade`"
+            )
+        reencryption.run()
     eraser = Eraser(memory_raw, keyring.destroy)
     eraser.start()  # resumes any erasure a previous run left unfinished
     consent_repository = ConsentRepository(memory_raw)

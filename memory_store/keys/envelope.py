@@ -3,9 +3,11 @@
 - The KEK lives with a KeyProvider (keys/provider.py: a local key file by default; a KMS or
   HSM plugs in there).
 - Each user's DEK is random, 256 bits, and is stored only wrapped (see keys/keyring.py).
-- Contents are AES-256-GCM under the DEK with a fresh 96-bit nonce and associated data that
-  binds the format version, the user id, the memory id and the DEK's id, so a ciphertext
-  moved to another row or user fails to open.
+- Contents are AES-256-GCM under the DEK with a fresh 96-bit nonce and associated data: in
+  format 2, a canonical encryption context (keys/payload.py) binding every attribute the
+  policy decides on, so a ciphertext moved to another row, user or version, or a row whose
+  category or expiry was changed in the database, fails to open. Format 1 (user, memory id
+  and key id only) is read only to re-encrypt a store made before format 2.
 - Every failure to open raises the same DecryptionError, which says nothing about why.
 """
 
@@ -26,7 +28,9 @@ from memory_store.errors import DecryptionError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-CONTENT_FORMAT = 1  # first byte of every content ciphertext
+LEGACY_FORMAT = 1  # first byte of a ciphertext made before the encryption context
+CONTENT_FORMAT = 2  # first byte of every content ciphertext made now
+CONTEXT_PREFIX = b"memory-store/content/2"
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,10 @@ class UserKey:
 
 
 def content_aad(user_id: str, memory_id: str, key_id: str) -> bytes:
-    """Associated data of a memory's ciphertext: format, user, memory and key id."""
+    """Associated data of a format-1 ciphertext: format, user, memory and key id."""
     return b"\x00".join(
         (
-            b"memory-store/content/%d" % CONTENT_FORMAT,
+            b"memory-store/content/%d" % LEGACY_FORMAT,
             user_id.encode(),
             memory_id.encode(),
             key_id.encode(),
@@ -72,20 +76,45 @@ def content_aad(user_id: str, memory_id: str, key_id: str) -> bytes:
     )
 
 
-def seal(key: UserKey, plaintext: bytes, memory_id: str) -> bytes:
-    """Encrypt `plaintext` for one memory of the key's user."""
+def seal(key: UserKey, plaintext: bytes, context: bytes) -> bytes:
+    """Encrypt `plaintext` (format 2) under the key, bound to `context` (the canonical
+    encryption context of one memory or version: keys/payload.py)."""
     nonce = secrets.token_bytes(NONCE_BYTES)
-    aad = content_aad(key.user_id, memory_id, key.key_id)
-    return bytes([CONTENT_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, aad)
+    return bytes([CONTENT_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, _aad(key, context))
 
 
-def open_sealed(key: UserKey, blob: bytes, memory_id: str) -> bytes:
-    """Decrypt a memory's ciphertext; any mismatch raises the one opaque DecryptionError."""
-    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != CONTENT_FORMAT:
+def open_sealed(key: UserKey, blob: bytes, context: bytes) -> bytes:
+    """Decrypt a format-2 ciphertext bound to `context`; any mismatch raises the one opaque
+    DecryptionError."""
+    return _open(key, blob, CONTENT_FORMAT, _aad(key, context))
+
+
+def _aad(key: UserKey, context: bytes) -> bytes:
+    # The key's user and id are bound here too, whatever the context says: a ciphertext made
+    # under one user's key never opens as another's.
+    return b"\x00".join((CONTEXT_PREFIX, key.user_id.encode(), key.key_id.encode(), context))
+
+
+def open_legacy(key: UserKey, blob: bytes, binding: str) -> bytes:
+    """Decrypt a format-1 ciphertext bound to `binding` (a memory id, or "<id>#v<n>" for an
+    earlier version): only to re-encrypt it in format 2."""
+    return _open(key, blob, LEGACY_FORMAT, content_aad(key.user_id, binding, key.key_id))
+
+
+def seal_legacy(key: UserKey, plaintext: bytes, binding: str) -> bytes:
+    """A format-1 ciphertext, as stores made before format 2 hold them (for tests of the
+    re-encryption)."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    aad = content_aad(key.user_id, binding, key.key_id)
+    return bytes([LEGACY_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, aad)
+
+
+def _open(key: UserKey, blob: bytes, fmt: int, aad: bytes) -> bytes:
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != fmt:
         raise DecryptionError
     nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
-        return key.aead.decrypt(nonce, body, content_aad(key.user_id, memory_id, key.key_id))
+        return key.aead.decrypt(nonce, body, aad)
     except (InvalidTag, ValueError):
         raise DecryptionError from None
 

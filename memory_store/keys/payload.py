@@ -1,33 +1,87 @@
-"""What a memory's ciphertext holds: its content and source, as JSON, sealed under the user's
-key and bound to the memory (or to one earlier version of it). The one codec for both."""
+"""What a memory's ciphertext holds, and what it is bound to.
+
+The plaintext is the content and source, as JSON. The associated data is the memory's
+encryption context (`Binding`): a canonical encoding, like a KMS encryption context, of every
+attribute the policy decides on: whose it is, which memory, which version, its category and
+its expiry, whether it is the current version or an earlier one, and which key. A row whose
+category or expiry was changed in the database, a ciphertext moved to another row, or an
+earlier version passed off as the current one, fails to open.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 from memory_store.errors import DecryptionError
-from memory_store.keys.envelope import UserKey, open_sealed, seal
+from memory_store.keys.envelope import UserKey, open_legacy, open_sealed, seal
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def version_binding(memory_id: str, version: int) -> str:
-    """What an earlier version's ciphertext is bound to in place of the memory id alone."""
-    return f"{memory_id}#v{version}"
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The encryption context of one memory (`kind` "memory") or of one earlier version of
+    it ("version")."""
+
+    kind: Literal["memory", "version"]
+    user_id: str
+    memory_id: str
+    version: int
+    category: str
+    expires_at: datetime
+    key_id: str
+
+    def encode(self) -> bytes:
+        return _CANONICAL.encode(
+            {
+                "kind": self.kind,
+                "user": self.user_id,
+                "memory": self.memory_id,
+                "version": self.version,
+                "category": self.category,
+                "expires": self.expires_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                "key": self.key_id,
+            }
+        ).encode("ascii")
+
+    def legacy(self) -> str:
+        """What a format-1 ciphertext of this memory or version was bound to."""
+        return self.memory_id if self.kind == "memory" else f"{self.memory_id}#v{self.version}"
 
 
-def seal_payload(key: UserKey, binding: str, content: str, source: str | None) -> bytes:
-    """Encrypt (content, source) for `binding`: a memory id, or a version_binding()."""
-    return seal(key, json.dumps({"content": content, "source": source}).encode(), binding)
+def seal_payload(key: UserKey, binding: Binding, content: str, source: str | None) -> bytes:
+    """Encrypt (content, source) under the user's key, bound to `binding`."""
+    if binding.key_id != key.key_id or binding.user_id != key.user_id:
+        raise ValueError("the binding names another key")
+    plaintext = json.dumps({"content": content, "source": source}).encode()
+    return seal(key, plaintext, binding.encode())
 
 
 def open_payload(
-    key: UserKey | None, key_id: str, binding: str, ciphertext: bytes
+    key: UserKey | None, binding: Binding, ciphertext: bytes
 ) -> tuple[str, str | None]:
-    """(content, source) of a ciphertext stored under `key_id` for `binding`. Any failure,
-    a missing or other key included, raises the one opaque DecryptionError."""
-    if key is None or key_id != key.key_id:
+    """(content, source) of a ciphertext stored with `binding`'s attributes. Any failure, a
+    missing or other key included, raises the one opaque DecryptionError."""
+    if key is None or binding.key_id != key.key_id:
         raise DecryptionError
+    return _decode(open_sealed(key, ciphertext, binding.encode()))
+
+
+def open_legacy_payload(
+    key: UserKey | None, binding: Binding, ciphertext: bytes
+) -> tuple[str, str | None]:
+    """(content, source) of a format-1 ciphertext: only to re-encrypt it."""
+    if key is None or binding.key_id != key.key_id:
+        raise DecryptionError
+    return _decode(open_legacy(key, ciphertext, binding.legacy()))
+
+
+def _decode(plaintext: bytes) -> tuple[str, str | None]:
     try:
-        payload = json.loads(open_sealed(key, ciphertext, binding).decode())
+        payload = json.loads(plaintext.decode())
         content, source = payload["content"], payload.get("source")
     except (ValueError, KeyError, TypeError, AttributeError):
         raise DecryptionError from None

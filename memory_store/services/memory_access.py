@@ -12,13 +12,16 @@ from memory_store.domain import AuditAction
 from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
 from memory_store.keys.envelope import UserKey
 from memory_store.keys.keyring import DataKeyring
-from memory_store.keys.payload import open_payload, version_binding
+from memory_store.keys.payload import Binding, open_payload
+from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Catalogue, Policy
 from memory_store.schemas import MemoryPublic, MemoryVersionPublic
 from memory_store.services.guard import Guard
 from memory_store.storage.consents import ConsentRepository
 from memory_store.storage.memories import MemoryRepository, MemoryRow, MemoryVersionRow
 from memory_store.trail.recorder import Auditor
+
+_log = get_logger("memory_store.memories")
 
 
 class MemoryAccess:
@@ -117,16 +120,56 @@ class MemoryAccess:
     def _disclose(
         self, request: AccessRequest, action: AuditAction, rows: Sequence[MemoryRow]
     ) -> list[MemoryPublic]:
-        """Record the read, and only once it is committed, decrypt: one key for all rows."""
+        """Record the read, and only once it is committed, decrypt: one key for all rows. A
+        row that will not open is left out (and recorded as refused), the rest served."""
         key = self._read_key(request.subject_user_id) if rows else None
         self._record_read(request, action, key, [row.id for row in rows])
-        return [reveal(key, row) for row in rows]
+        items, unreadable = reveal_each(key, rows)
+        self._refuse_unreadable(request, action, unreadable)
+        return items
+
+    def _refuse_unreadable(
+        self, request: AccessRequest, action: AuditAction, memory_ids: Sequence[str]
+    ) -> None:
+        """Rows whose ciphertext would not open (altered in the database, moved, or their key
+        gone) are not served: counted in the log, and on the trail as refused, by id."""
+        if not memory_ids:
+            return
+        _log.warning("memory_unreadable", rows=len(memory_ids))
+        self._auditor.denied(
+            request.principal,
+            action,
+            MemoryUnreadable(),
+            subject_user_id=request.subject_user_id,
+            purpose=request.purpose,
+            memory_ids=memory_ids,
+        )
+
+
+def memory_binding(row: MemoryRow) -> Binding:
+    """What the current version of a memory is encrypted bound to: its row's attributes."""
+    return Binding(
+        "memory", row.user_id, row.id, row.version, row.category, row.expires_at, row.key_id
+    )
+
+
+def earlier_binding(row: MemoryVersionRow) -> Binding:
+    """What an earlier version is encrypted bound to: apart from every current version."""
+    return Binding(
+        "version",
+        row.user_id,
+        row.memory_id,
+        row.version,
+        row.category,
+        row.expires_at,
+        row.key_id,
+    )
 
 
 def open_row(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
     """(content, source) of a row, or one opaque MemoryUnreadable."""
     try:
-        return open_payload(key, row.key_id, row.id, row.ciphertext)
+        return open_payload(key, memory_binding(row), row.ciphertext)
     except DecryptionError:
         raise MemoryUnreadable(
             "This memory cannot be decrypted: it was altered, moved, or its key destroyed",
@@ -138,10 +181,35 @@ def reveal(key: UserKey | None, row: MemoryRow) -> MemoryPublic:
     return public(row, *open_row(key, row))
 
 
+def reveal_each(
+    key: UserKey | None, rows: Sequence[MemoryRow]
+) -> tuple[list[MemoryPublic], list[str]]:
+    """The rows that open, and the ids of those that do not."""
+    items, unreadable = [], []
+    for row in rows:
+        try:
+            items.append(reveal(key, row))
+        except MemoryUnreadable:
+            unreadable.append(row.id)
+    return items, unreadable
+
+
+def reveal_versions(
+    key: UserKey | None, rows: Sequence[MemoryVersionRow]
+) -> tuple[list[MemoryVersionPublic], list[str]]:
+    """The earlier versions that open, and the memory ids of those that do not."""
+    items, unreadable = [], []
+    for row in rows:
+        try:
+            items.append(reveal_version(key, row))
+        except MemoryUnreadable:
+            unreadable.append(row.memory_id)
+    return items, unreadable
+
+
 def reveal_version(key: UserKey | None, row: MemoryVersionRow) -> MemoryVersionPublic:
-    binding = version_binding(row.memory_id, row.version)
     try:
-        content, source = open_payload(key, row.key_id, binding, row.ciphertext)
+        content, source = open_payload(key, earlier_binding(row), row.ciphertext)
     except DecryptionError:
         raise MemoryUnreadable(
             "An earlier version of this memory cannot be decrypted",

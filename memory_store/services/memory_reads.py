@@ -9,7 +9,7 @@ from datetime import datetime
 
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
-from memory_store.errors import InvalidCursor
+from memory_store.errors import InvalidCursor, MemoryUnreadable
 from memory_store.keys.envelope import UserKey
 from memory_store.policy import AccessRequest, Action
 from memory_store.recall.bm25 import bm25
@@ -26,7 +26,8 @@ from memory_store.services.memory_access import (
     open_row,
     public,
     reveal,
-    reveal_version,
+    reveal_each,
+    reveal_versions,
 )
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
 
@@ -104,7 +105,7 @@ class MemoryReads(MemoryAccess):
         now = utc_now()
         rows = self._visible(request, self._memories.live(user_id, now=now), now)
         key = self._read_key(user_id) if rows else None
-        memories = [reveal(key, row) for row in rows]  # newest first
+        memories, unreadable = reveal_each(key, rows)  # newest first
         scores = bm25(q, [m.content for m in memories]) if q else [0.0] * len(memories)
         ranked = sorted(
             zip(scores, memories, strict=True),
@@ -125,6 +126,7 @@ class MemoryReads(MemoryAccess):
             chosen.append(ContextItem(**memory.model_dump(), score=round(score, 4)))
             used += len(memory.content)
         self._record_read(request, action, key, [item.id for item in chosen])
+        self._refuse_unreadable(request, action, unreadable)
         return ContextResult(items=chosen, total_chars=used, truncated=truncated)
 
     def history_own(self, principal: Principal, memory_id: str) -> list[MemoryVersionPublic]:
@@ -136,7 +138,9 @@ class MemoryReads(MemoryAccess):
         versions = self._memories.versions(user_id, memory_id)
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id] if versions else [])
-        return [reveal_version(key, version) for version in versions]
+        items, unreadable = reveal_versions(key, versions)
+        self._refuse_unreadable(request, action, list(dict.fromkeys(unreadable)))
+        return items
 
     def export_own(
         self, principal: Principal
@@ -153,10 +157,19 @@ class MemoryReads(MemoryAccess):
             versions.setdefault(version.memory_id, []).append(version)
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id for row in rows])
-        return [
-            (reveal(key, row), [reveal_version(key, v) for v in versions.get(row.id, [])])
-            for row in rows
-        ]
+        exported: list[tuple[MemoryPublic, list[MemoryVersionPublic]]] = []
+        refused: list[str] = []
+        for row in rows:
+            try:
+                memory = reveal(key, row)
+            except MemoryUnreadable:
+                refused.append(row.id)
+                continue
+            history, unreadable = reveal_versions(key, versions.get(row.id, []))
+            refused += list(dict.fromkeys(unreadable))
+            exported.append((memory, history))
+        self._refuse_unreadable(request, action, refused)
+        return exported
 
     def _get(
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
@@ -164,7 +177,9 @@ class MemoryReads(MemoryAccess):
         action = AuditAction.memory_read
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         row = self._one(request, action, memory_id, utc_now())
-        return self._disclose(request, action, [row])[0]
+        key = self._read_key(user_id)
+        self._record_read(request, action, key, [row.id])
+        return reveal(key, row)  # one memory asked for by id: unreadable is a 410
 
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
@@ -190,7 +205,7 @@ class MemoryReads(MemoryAccess):
             items = self._disclose(request, action, rows)
         elif categories:
             key = self._read_key(user_id)
-            found, more = self._search(
+            found, more, unreadable = self._search(
                 request=request,
                 key=key,
                 now=now,
@@ -200,6 +215,7 @@ class MemoryReads(MemoryAccess):
                 limit=query.limit,
             )
             self._record_read(request, action, key, [memory.id for memory in found])
+            self._refuse_unreadable(request, action, unreadable)
             items = found
         else:  # nothing the purpose may use: an empty answer, still on the record
             items = self._disclose(request, action, [])
@@ -220,11 +236,13 @@ class MemoryReads(MemoryAccess):
         after: Position | None,
         terms: list[str],
         limit: int,
-    ) -> tuple[list[MemoryPublic], bool]:
-        """Keyword search: decrypt the user's memories batch by batch and keep the matches.
-        Contents are encrypted, so the database cannot search them. Nothing found here
-        leaves the service until the caller has recorded the read."""
+    ) -> tuple[list[MemoryPublic], bool, list[str]]:
+        """Keyword search: decrypt the user's memories batch by batch and keep the matches
+        (and the ids of rows that would not open). Contents are encrypted, so the database
+        cannot search them. Nothing found here leaves the service until the caller has
+        recorded the read."""
         found: list[MemoryPublic] = []
+        unreadable: list[str] = []
         while True:
             rows = self._memories.page(
                 request.subject_user_id,
@@ -234,11 +252,15 @@ class MemoryReads(MemoryAccess):
                 after=after,
             )
             for row in self._visible(request, rows, now):
-                content, source = open_row(key, row)
+                try:
+                    content, source = open_row(key, row)
+                except MemoryUnreadable:
+                    unreadable.append(row.id)
+                    continue
                 if _matches(content, terms):
                     if len(found) == limit:
-                        return found, True
+                        return found, True, unreadable
                     found.append(public(row, content, source))
             if len(rows) < _SCAN_BATCH:
-                return found, False
+                return found, False, unreadable
             after = Position(rows[-1].created_at, rows[-1].id)

@@ -15,10 +15,17 @@ from memory_store.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
-from memory_store.keys.payload import seal_payload, version_binding
+from memory_store.keys.payload import seal_payload
 from memory_store.policy import AccessRequest, Action, refuse_secrets
 from memory_store.schemas import MemoryCreate, MemoryPublic, MemoryUpdate
-from memory_store.services.memory_access import MemoryAccess, not_found, open_row, public
+from memory_store.services.memory_access import (
+    MemoryAccess,
+    earlier_binding,
+    memory_binding,
+    not_found,
+    open_row,
+    public,
+)
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow
 
 
@@ -62,16 +69,20 @@ class MemoryWrites(MemoryAccess):
         except DecryptionError:
             raise KeysUnavailable("This user's data key cannot be opened") from None
         memory_id = new_memory_id()
-        row = MemoryRow(
+        unsealed = MemoryRow(
             id=memory_id,
             user_id=user_id,
             category=category.name,
             key_id=key.key_id,
-            ciphertext=seal_payload(key, memory_id, body.content, body.source),
+            ciphertext=b"",
             version=1,
             created_at=now,
             updated_at=now,
             expires_at=expires_at,
+        )
+        row = replace(
+            unsealed,
+            ciphertext=seal_payload(key, memory_binding(unsealed), body.content, body.source),
         )
         # Audited before it is stored: nothing changes without its record.
         self._auditor.record(
@@ -133,24 +144,32 @@ class MemoryWrites(MemoryAccess):
                 latest_allowed=latest.isoformat(),
             )
         content = patch.content if patch.content is not None else content_now
+        # The version it replaces, re-encrypted bound as an earlier one; and the new current
+        # version, bound to its new category, expiry and number.
         earlier = MemoryVersionRow(
             memory_id=row.id,
             version=row.version,
             user_id=user_id,
             category=row.category,
             key_id=key.key_id,
-            ciphertext=seal_payload(key, version_binding(row.id, row.version), content_now, source),
+            ciphertext=b"",
             expires_at=row.expires_at,
             valid_from=row.updated_at,
             valid_until=now,
         )
+        earlier = replace(
+            earlier, ciphertext=seal_payload(key, earlier_binding(earlier), content_now, source)
+        )
         replacement = replace(
             row,
             category=category.name,
-            ciphertext=seal_payload(key, row.id, content, source),
             version=row.version + 1,
             updated_at=now,
             expires_at=expires_at,
+        )
+        replacement = replace(
+            replacement,
+            ciphertext=seal_payload(key, memory_binding(replacement), content, source),
         )
         self._auditor.record(
             principal,

@@ -58,6 +58,16 @@ class MemoryVersion(SQLModel, table=True):
     valid_until: datetime = Field(sa_type=UTCDateTime)  # when the next one replaced it
 
 
+class StoreFormat(SQLModel, table=True):
+    """One row: the content format the store's ciphertexts are in (keys/envelope.py). A
+    store still at 1 is re-encrypted when the service starts (services/reencryption.py)."""
+
+    __tablename__ = "store_format"
+
+    id: int = Field(default=1, primary_key=True)
+    content_format: int
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
 

@@ -11,10 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from memory_store.clock import utc_now
 from memory_store.domain import Role
 from memory_store.errors import DecryptionError
-from memory_store.keys.envelope import open_sealed
+from memory_store.keys.envelope import UserKey
+from memory_store.keys.payload import open_payload
 from memory_store.runtime import Runtime
+from memory_store.services.memory_access import memory_binding
+from memory_store.storage.memories import MemoryRepository
+from memory_store.storage.rawdb import RawDB
 from memory_store.storage.tables import data_keys
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
 
@@ -270,10 +275,13 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
         wrapped = conn.execute(
             select(data_keys.c.wrapped).where(data_keys.c.user_id == "alice")
         ).scalar_one()
-    with runtime.engine.connect() as conn:
-        ciphertexts = list(
-            conn.execute(text("SELECT ciphertext FROM memories WHERE user_id='alice'")).scalars()
-        )
+    stored = MemoryRepository(RawDB(runtime.engine), runtime.memory_writer).live(
+        "alice", now=utc_now()
+    )
+    old_key = runtime.keyring.key_for_read("alice")
+    assert len(stored) == len(KNOWN)
+    for row in stored:  # what a copy would hold opens with her key, so far
+        open_payload(old_key, memory_binding(row), row.ciphertext)
 
     response = client.delete("/v1/me", headers=bearer(alice_token))
     assert response.status_code == 200, response.text
@@ -303,9 +311,10 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
     write_memory(client, assistant_token, content="a new start")  # a fresh key for alice
     fresh = runtime.keyring.key_for_read("alice")
     assert fresh is not None
-    for memory_id, blob in zip(ids, ciphertexts, strict=True):
+    for row in stored:
+        attempt = UserKey(user_id="alice", key_id=row.key_id, secret=fresh.secret)
         with pytest.raises(DecryptionError):
-            open_sealed(fresh, blob, memory_id)
+            open_payload(attempt, memory_binding(row), row.ciphertext)
     # No file the service wrote holds her strings or her old wrapped key.
     files = runtime.settings.data_dir.iterdir() if runtime.engine.dialect.name == "sqlite" else []
     for path in files:

@@ -26,7 +26,7 @@ from memory_store.keys.envelope import (
 )
 from memory_store.keys.provider import LocalKeyFileProvider
 
-MEMORY_ID = "mem_abc"
+MEMORY_ID = b"mem_abc"  # a context: what the payload binds
 OPAQUE_MESSAGE = "decryption failed"
 
 
@@ -53,10 +53,10 @@ def write_private(path: Path, text: str) -> None:
 def test_seal_then_open_returns_the_plaintext_for_any_bytes(
     plaintext: bytes, memory_id: str
 ) -> None:
-    blob = seal(ALICE, plaintext, memory_id)
+    blob = seal(ALICE, plaintext, memory_id.encode())
     assert blob[0] == CONTENT_FORMAT
     assert len(blob) == 1 + NONCE_BYTES + len(plaintext) + 16
-    assert open_sealed(ALICE, blob, memory_id) == plaintext
+    assert open_sealed(ALICE, blob, memory_id.encode()) == plaintext
 
 
 def test_ciphertext_does_not_contain_the_plaintext() -> None:
@@ -66,10 +66,10 @@ def test_ciphertext_does_not_contain_the_plaintext() -> None:
     assert b"unmistakable" not in blob
 
 
-def _wrong_contexts() -> dict[str, tuple[UserKey, str]]:
+def _wrong_contexts() -> dict[str, tuple[UserKey, bytes]]:
     """The same ciphertext presented under a different binding, one change at a time."""
     return {
-        "other memory id": (ALICE, "mem_other"),
+        "other context": (ALICE, b"mem_other"),
         "other user id": (
             UserKey(user_id="bob", key_id=ALICE.key_id, secret=ALICE.secret),
             MEMORY_ID,
@@ -87,7 +87,8 @@ def _wrong_contexts() -> dict[str, tuple[UserKey, str]]:
 
 @pytest.mark.parametrize("context", sorted(_wrong_contexts()))
 def test_ciphertext_opens_only_in_the_context_it_was_sealed_for(context: str) -> None:
-    """Associated data binds user, memory and key id: moving a ciphertext makes it fail."""
+    """Associated data binds the key's user and id and the context: moving a ciphertext makes
+    it fail."""
     blob = seal(ALICE, b"prefers window seats", MEMORY_ID)
     key, memory_id = _wrong_contexts()[context]
     with pytest.raises(DecryptionError) as excinfo:

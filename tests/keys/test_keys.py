@@ -131,7 +131,7 @@ def test_a_new_key_after_destroy_is_a_different_key(runtime: Runtime) -> None:
     assert new.secret != old.secret
 
 
-def test_destroying_a_key_makes_its_memories_answer_410_memory_unreadable(
+def test_destroying_a_key_makes_its_memories_unreadable_410_by_id_and_left_out_of_lists(
     client: TestClient, runtime: Runtime, assistant_token: str, alice_token: str
 ) -> None:
     secret_text = "alice keeps her spare key under the blue pot"
@@ -141,18 +141,23 @@ def test_destroying_a_key_makes_its_memories_answer_410_memory_unreadable(
 
     runtime.keyring.destroy("alice")
 
-    responses = [
+    by_id = [
         read_memory(client, assistant_token, "alice", memory["id"]),
-        client.get(
-            "/v1/users/alice/memories", params={"purpose": PURPOSE}, headers=bearer(assistant_token)
-        ),
         client.get(f"/v1/me/memories/{memory['id']}", headers=bearer(alice_token)),
-        client.get("/v1/me/memories", headers=bearer(alice_token)),
     ]
-    for response in responses:
+    for response in by_id:
         body = assert_problem(response, 410, "memory-unreadable")
         assert secret_text not in response.text
         assert body.get("memory_id") == memory["id"]
+    lists = [  # a list leaves out what will not open, and says so on the trail
+        client.get(
+            "/v1/users/alice/memories", params={"purpose": PURPOSE}, headers=bearer(assistant_token)
+        ),
+        client.get("/v1/me/memories", headers=bearer(alice_token)),
+    ]
+    for response in lists:
+        assert response.status_code == 200 and response.json()["items"] == []
+        assert secret_text not in response.text
     other = read_memory(client, assistant_token, "bob", bob_memory["id"])
     assert other.status_code == 200, "another user's memories are untouched"
     assert other.json()["content"] == "bob likes tea"

@@ -30,8 +30,10 @@ import pytest
 from memory_store.config import Settings
 from memory_store.domain import Role
 from memory_store.errors import DecryptionError
-from memory_store.keys.envelope import UserKey, open_sealed
+from memory_store.keys.envelope import UserKey
+from memory_store.keys.payload import Binding, open_payload
 from memory_store.runtime import open_runtime
+from memory_store.storage.rawdb import RawDB
 from tests.live_server import LiveServer, server_environment
 
 pytestmark = pytest.mark.sqlite_only
@@ -319,8 +321,7 @@ def test_no_canary_in_any_file_and_a_forgotten_user_leaves_nothing_decryptable(
         assert receipt["data_key_destroyed"] is True
         assert receipt["memories"] == 4 and receipt["memory_versions"] == 1, receipt
         assert client.get("/v1/me", headers=auth[carol]).status_code == 401
-        # (Nothing here names her again: any request about her id, even the assistant's read
-        # of her empty list, starts her afresh with a new data key, as documented.)
+        # (A request about her id from here on makes no key: its records name a stranger.)
 
         hits = search(data_dir, hers)
         assert not hits, f"left of the forgotten user while the server runs: {hits}"
@@ -340,7 +341,20 @@ def test_no_canary_in_any_file_and_a_forgotten_user_leaves_nothing_decryptable(
     assert {"memories", "memory_versions", "consents", "api_tokens"} <= set(keyed), keyed
     for table in keyed:
         assert rows(memory_db, f"SELECT count(*) FROM {table} WHERE user_id = ?", carol) == [(0,)]
-    backed_up = rows(backup, "SELECT id, key_id, ciphertext FROM memories WHERE user_id = ?", carol)
+    backed_up = [
+        (
+            Binding(
+                "memory", carol, memory_id, version, category, RawDB.read_time(expires), key_id
+            ),
+            blob,
+        )
+        for memory_id, version, category, expires, key_id, blob in rows(
+            backup,
+            "SELECT id, version, category, expires_at, key_id, ciphertext FROM memories "
+            "WHERE user_id = ?",
+            carol,
+        )
+    ]
     assert len(backed_up) == 4
     runtime = open_runtime(Settings())
     try:
@@ -348,11 +362,12 @@ def test_no_canary_in_any_file_and_a_forgotten_user_leaves_nothing_decryptable(
         remaining = [row[0] for row in rows(keystore_db, "SELECT user_id FROM data_keys")]
         keys = [runtime.keyring.key_for_read(user) for user in remaining]
         assert alice in remaining and bob in remaining
-        for memory_id, key_id, blob in backed_up:
+        for binding, blob in backed_up:
             for key in [k for k in keys if k is not None]:
-                for attempt in (key, UserKey(user_id=carol, key_id=key_id, secret=key.secret)):
+                own_id = UserKey(user_id=carol, key_id=binding.key_id, secret=key.secret)
+                for attempt in (key, own_id):
                     with pytest.raises(DecryptionError):
-                        open_sealed(attempt, blob, memory_id)
+                        open_payload(attempt, binding, blob)
     finally:
         runtime.close()
     print(
