@@ -19,6 +19,8 @@ from memory_store.errors import DecryptionError
 from memory_store.keys.envelope import UserKey, open_legacy, open_sealed, seal
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_TEMPLATE = '{"category":%s,"expires":"%s","key":%s,"kind":%s,"memory":%s,"user":%s,"version":%d}'
+_string = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,28 @@ class Binding:
     key_id: str
 
     def encode(self) -> bytes:
+        """The canonical JSON of the context (sorted keys, no spaces, ASCII), as
+        `canonical_json` would write it, built by hand: it is made for every row a list
+        opens, at half the cost of the encoder (tests/keys/test_payload.py holds the two
+        equal)."""
+        expires = self.expires_at
+        if expires.tzinfo is not UTC:
+            expires = expires.astimezone(UTC)
+        return (
+            _TEMPLATE
+            % (
+                _string(self.category),
+                expires.isoformat(timespec="microseconds"),
+                _string(self.key_id),
+                _string(self.kind),
+                _string(self.memory_id),
+                _string(self.user_id),
+                self.version,
+            )
+        ).encode("ascii")
+
+    def canonical_json(self) -> bytes:
+        """The same context through the JSON encoder: what `encode` must equal."""
         return _CANONICAL.encode(
             {
                 "kind": self.kind,
