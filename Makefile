@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install run test test-sqlite test-postgres browser-deps lint format typecheck bench clean
+.PHONY: install run test test-sqlite test-postgres system-deps lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,30 +22,36 @@ run: $(STAMP)
 
 # The whole suite runs twice: on SQLite files, then on a throwaway PostgreSQL cluster that the
 # tests start from the installed binaries (they skip, saying so, where there are none).
-test: $(STAMP) browser-deps
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 	MEMORY_STORE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q
 
-test-sqlite: $(STAMP) browser-deps
+test-sqlite: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
-test-postgres: $(STAMP) browser-deps
+test-postgres: $(STAMP) system-deps
 	MEMORY_STORE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q
 
-# The browser tests (tests/browser) drive Debian's Chromium through its driver. Install both
-# when they are missing and we can (root, apt-get); otherwise say so: those tests then skip
-# themselves, and the build goes on either way.
-browser-deps:
-	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+# Packages some tests need from Debian: Chromium and its driver (the browser tests in
+# tests/browser) and SoftHSM2 (the PKCS#11 key provider's tests in tests/keys). Installed
+# when missing and we can (root, apt-get); otherwise say so: those tests then skip
+# themselves, saying why, and the build goes on either way.
+SOFTHSM ?= /usr/lib/softhsm/libsofthsm2.so
+
+system-deps:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -x $(CHROMEDRIVER) ] || missing="$$missing chromium-driver"; \
+	[ -e $(SOFTHSM) ] || missing="$$missing softhsm2"; \
+	if [ -z "$$missing" ]; then \
 	  :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  echo "installing$$missing for the browser and HSM tests"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends chromium chromium-driver >/dev/null; } \
-	    || echo "could not install chromium: the browser tests will be skipped"; \
+	      --no-install-recommends $$missing >/dev/null; } \
+	    || echo "could not install$$missing: their tests will be skipped"; \
 	else \
-	  echo "chromium or chromedriver missing (needs root and apt-get to install):" \
-	       "the browser tests will be skipped"; \
+	  echo "missing$$missing (needs root and apt-get to install): their tests will be skipped"; \
 	fi
 
 lint: $(STAMP)

@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(
         default=None, description="The key-encryption key file; default data_dir/kek.json."
     )
+    key_provider: Literal["file", "pkcs11"] = Field(
+        default="file",
+        description="Where the key-encryption keys live: a key file (key_file), or an HSM "
+        "through PKCS#11 (pkcs11_module, pkcs11_token_label, pkcs11_pin).",
+    )
+    pkcs11_module: Path | None = Field(
+        default=None, description="The PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so."
+    )
+    pkcs11_token_label: str | None = Field(default=None, description="The token's label.")
+    pkcs11_pin: SecretStr | None = Field(default=None, description="The token's user PIN.")
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

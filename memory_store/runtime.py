@@ -12,7 +12,8 @@ from audit import SigningKey
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError
 from memory_store.keys.keyring import DataKeyring
-from memory_store.keys.provider import LocalKeyFileProvider
+from memory_store.keys.pkcs11_provider import Pkcs11KeyProvider
+from memory_store.keys.provider import KeyProvider, LocalKeyFileProvider
 from memory_store.policy import Catalogue, Policy
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
@@ -93,6 +94,7 @@ class Runtime:
         self.eraser.close()
         self.memory_writer.close()
         self.audit_log.close()
+        self.keyring.provider.close()
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
             close_thread_connections(engine)
             engine.dispose()
@@ -104,6 +106,23 @@ def _open_signing_key(settings: Settings, store: AuditTrailStore) -> SigningKey:
         return SigningKey.load_or_create(path, create=not store.has_records())
     except (OSError, ValueError) as exc:
         raise KeyProviderError(f"audit signing key: {exc}") from None
+
+
+def key_provider(settings: Settings, *, create: bool) -> KeyProvider:
+    """The KEKs' home the settings name; `create`: make the first KEK if there is none."""
+    if settings.key_provider == "pkcs11":
+        if not (settings.pkcs11_module and settings.pkcs11_token_label and settings.pkcs11_pin):
+            raise KeyProviderError(
+                "MEMORY_STORE_KEY_PROVIDER=pkcs11 needs MEMORY_STORE_PKCS11_MODULE, "
+                "MEMORY_STORE_PKCS11_TOKEN_LABEL and MEMORY_STORE_PKCS11_PIN"
+            )
+        return Pkcs11KeyProvider(
+            settings.pkcs11_module,
+            settings.pkcs11_token_label,
+            settings.pkcs11_pin.get_secret_value(),
+            create=create,
+        )
+    return LocalKeyFileProvider(settings.resolved_key_file(), create=create)
 
 
 def open_engines(settings: Settings) -> dict[str, Engine]:
@@ -143,9 +162,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     audit_store = AuditTrailStore(RawDB(audit_engine))
     audit_store.ensure_head()
     keystore = KeyStore(RawDB(keystore_engine))
-    provider = LocalKeyFileProvider(
-        settings.resolved_key_file(), create=not keystore.counts_by_version()
-    )
+    provider = key_provider(settings, create=not keystore.counts_by_version())
     keyring = DataKeyring(keystore, provider)
     keyring.check_versions()
     signing_key = _open_signing_key(settings, audit_store)

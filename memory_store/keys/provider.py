@@ -40,6 +40,8 @@ class KeyProvider(Protocol):
 
     def retire_version(self, version: int, in_use: Callable[[], int]) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def _wrap_aad(user_id: str, kek_version: int) -> bytes:
     return b"memory-store/dek/1\x00" + user_id.encode() + b"\x00" + str(kek_version).encode()
@@ -177,6 +179,9 @@ class LocalKeyFileProvider:
             keys = {v: k for v, k in self._keys.items() if v != version}
             self._write(keys, current=self._current)
             self._reload(force=True)
+
+    def close(self) -> None:
+        """Nothing to release: the file is read when it changes."""
 
     def _write(self, keys: dict[int, bytes], *, current: int, exclusive: bool = False) -> None:
         document = {
