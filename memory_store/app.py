@@ -54,6 +54,7 @@ def create_app(
         limiter.total_tokens = request_threads(runtime, settings)
         if sweep:
             runtime.sweeper.start(settings.retention_sweep_seconds)
+            runtime.keys.start()
         yield
         runtime.close()  # the sweeper too
 

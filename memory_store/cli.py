@@ -86,9 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="add a KEK version and rewrap every data key (safe while serving)"
     )
     retire = key_commands.add_parser(
-        "retire", help="destroy an old KEK version that no data key uses any more"
+        "retire",
+        help="destroy an old KEK version that no data key uses any more "
+        "(without VERSION: every such version)",
     )
-    retire.add_argument("version", type=int)
+    retire.add_argument("version", type=int, nargs="?")
 
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(dest="action", required=True)
@@ -148,6 +150,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     runtime = open_runtime(settings)
     try:
         runtime.sweeper.start(settings.retention_sweep_seconds)
+        runtime.keys.start()
         # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
         # workers ended: one that could not start stops them all, and the command fails.
         config = uvicorn.Config(
@@ -200,6 +203,9 @@ def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
         if report.failed:
             print(f"{report.failed} data key(s) could not be unwrapped", file=sys.stderr)
             return 1
+    elif args.action == "retire" and args.version is None:
+        retired = runtime.keys.retire_unused()
+        print("destroyed " + (", ".join(f"KEK v{v}" for v in retired) or "nothing"))
     elif args.action == "retire":
         try:
             runtime.keys.retire(args.version)

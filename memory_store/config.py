@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(
         default=None, description="The key-encryption key file; default data_dir/kek.json."
     )
+    kek_rotate_every: float = Field(
+        default=86_400,
+        ge=0,
+        description="Seconds between KEK rotations (a new epoch, every data key rewrapped, "
+        "unused epochs destroyed): the longest a forgotten user's key survives in a copy. "
+        "0: never (then `memory-store keys rotate` and `keys retire` by hand).",
+    )
     key_provider: Literal["file", "pkcs11"] = Field(
         default="file",
         description="Where the key-encryption keys live: a key file (key_file), or an HSM "

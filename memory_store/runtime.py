@@ -4,6 +4,7 @@ CLI and the MCP server share. The one module that knows every room."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import Engine
@@ -88,9 +89,10 @@ class Runtime:
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        """Stop the sweeper and the eraser, flush the audit trail (and sign its end), then
-        release the databases."""
+        """Stop the sweeper, the key rotation and the eraser, flush the audit trail (and sign
+        its end), then release the databases."""
         self.sweeper.close()
+        self.keys.close()
         self.eraser.close()
         self.memory_writer.close()
         self.audit_log.close()
@@ -201,6 +203,11 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         max_memories_per_user=settings.max_memories_per_user,
     )
     consents = ConsentService(consent_repository, policy, catalogue, auditor)
+    every = settings.kek_rotate_every
+    keys = KeyService(
+        keyring, keystore, auditor, rotate_every=timedelta(seconds=every) if every else None
+    )
+    keys.epoch_started()  # the schedule's clock starts with the store
     audit = AuditService(audit_store, signing_key, policy, auditor, token_repository)
     return Runtime(
         settings=settings,
@@ -219,8 +226,10 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         sweeper=RetentionSweeper(memory_repository, policy, auditor),
         tokens=TokenService(token_repository, keyring, auditor),
         audit=audit,
-        rights=UserRightsService(memories, consents, audit, keyring, policy, auditor, eraser),
-        keys=KeyService(keyring, auditor),
+        rights=UserRightsService(
+            memories, consents, audit, keyring, policy, auditor, eraser, final_at=keys.final_at
+        ),
+        keys=keys,
         eraser=eraser,
         memory_writer=memory_writer,
     )

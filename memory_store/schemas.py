@@ -278,8 +278,14 @@ class ErasureReceipt(BaseModel):
     settings: int
     tokens: int = Field(description="Your tokens, revoked and deleted: this one included.")
     data_key_destroyed: bool = Field(
-        description="Your data key is destroyed: any copy of your memories left anywhere "
-        "(a backup, a free page) can no longer be decrypted."
+        description="Your data key is destroyed here. Copies of it, wrapped under the key "
+        "epoch of the day, may remain in backups or database logs until `final_at`."
+    )
+    final_at: datetime | None = Field(
+        default=None,
+        description="When the key epoch that wrapped your data key is destroyed by the "
+        "scheduled rotation: from then on no copy of your memories anywhere (a backup, a "
+        "log, a free page) can be decrypted. None when the operator rotates by hand.",
     )
     rows_deleted: bool = Field(
         description="True when every row was deleted before this answer. False when there "

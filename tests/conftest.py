@@ -67,9 +67,14 @@ def _database_backend(pg_cluster: Cluster | None, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No background sweeper: tests that travel in time would race it. Tests of the sweeper
-    # build their own settings.
-    return Settings(data_dir=tmp_path / "var", log_format="json", retention_sweep_seconds=0)
+    # No background sweeper or key rotation: tests that travel in time would race them.
+    # Tests of those build their own settings.
+    return Settings(
+        data_dir=tmp_path / "var",
+        log_format="json",
+        retention_sweep_seconds=0,
+        kek_rotate_every=0,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,9 @@ forget it all (Art. 17). Forgetting is crypto-shredding first: the data key goes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
 from memory_store.keys.keyring import DataKeyring
@@ -36,8 +39,11 @@ class UserRightsService:
         policy: Policy,
         auditor: Auditor,
         eraser: Eraser,
+        *,
+        final_at: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._eraser = eraser
+        self._final_at = final_at
         self._memories = memories
         self._consents = consents
         self._audit = audit
@@ -120,6 +126,7 @@ class UserRightsService:
             settings=counts.settings,
             tokens=counts.tokens,
             data_key_destroyed=destroyed,
+            final_at=self._final_at(),
             rows_deleted=complete,
             audit_seq=record.seq,
         )

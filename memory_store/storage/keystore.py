@@ -121,6 +121,26 @@ class KeyStore:
         )
         return _stored(row) if row is not None else None
 
+    def epoch_started(self, kek_version: int) -> datetime | None:
+        """When KEK version `kek_version` was made, if that was recorded."""
+        row = self._raw.one("SELECT created_at FROM kek_epochs WHERE version = ?", (kek_version,))
+        return self._raw.read_time(row[0]) if row is not None else None
+
+    def record_epoch(self, kek_version: int, at: datetime) -> None:
+        """Record when KEK version `kek_version` was made (the first record stands)."""
+        self._raw.execute(
+            "INSERT INTO kek_epochs (version, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (kek_version, self._raw.time(at)),
+        )
+
+    def vacuum(self) -> None:
+        """PostgreSQL: reclaim the dead tuples deleted keys leave in the table, so that they
+        do not linger in its pages until autovacuum comes by (SQLite zeroes freed pages)."""
+        if self._raw.sqlite:
+            return
+        with self._raw.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM data_keys")
+
     def page_not_under(self, kek_version: int, *, after: str, limit: int) -> list[StoredKey]:
         """Keys not wrapped by `kek_version`, by user id after `after`."""
         rows = self._raw.all(

@@ -195,3 +195,11 @@ data_keys = Table(
     Column("wrapped", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# When each KEK version (an epoch) was made: the rotation schedule counts from it.
+kek_epochs = Table(
+    "kek_epochs",
+    keystore_metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -995,6 +995,10 @@
       ['Settings erased', String(receipt.settings)],
       ['Tokens revoked', String(receipt.tokens)],
       ['Data key destroyed', receipt.data_key_destroyed ? 'Yes' : 'No'],
+      [
+        'No copy opens after',
+        receipt.final_at ? timeElement(receipt.final_at) : 'when the operator next rotates keys',
+      ],
       ['Audit record', `#${receipt.audit_seq}`],
     ];
     const list = $('receipt');

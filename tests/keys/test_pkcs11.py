@@ -22,6 +22,8 @@ from memory_store.keys.envelope import WrappedKey
 from memory_store.runtime import open_runtime
 from memory_store.schemas import MemoryCreate
 from memory_store.services.memories import ListQuery
+from memory_store.storage.keystore import KeyStore
+from memory_store.storage.rawdb import RawDB
 from tests.conftest import PURPOSE
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -163,3 +165,36 @@ def test_the_service_runs_on_the_token_rotates_retires_and_forgets(
 def test_missing_pkcs11_settings_are_named(settings: Settings) -> None:
     with pytest.raises(KeyProviderError, match="MEMORY_STORE_PKCS11_MODULE"):
         open_runtime(settings.model_copy(update={"key_provider": "pkcs11"}))
+
+
+def test_on_the_token_a_forgotten_users_copied_key_opens_with_nothing_at_final_at(
+    token: str, settings: Settings
+) -> None:
+    hsm = settings.model_copy(
+        update={
+            "key_provider": "pkcs11",
+            "pkcs11_module": MODULE,
+            "pkcs11_token_label": token,
+            "pkcs11_pin": SecretStr(PIN),
+            "kek_rotate_every": 86_400.0,
+        }
+    )
+    assistant = Principal(token_id="t", name="a", role=Role.assistant, user_id=None)
+    runtime = open_runtime(hsm)
+    try:
+        body = MemoryCreate(content="alice likes tea", category="preferences")
+        runtime.memories.write(assistant, "alice", PURPOSE, body)
+        stored = KeyStore(RawDB(runtime.keystore_engine)).get("alice")
+        assert stored is not None
+        copy = WrappedKey(stored.kek_version, stored.wrapped)
+        alice = Principal(token_id="u", name="alice", role=Role.user, user_id="alice")
+        receipt = runtime.rights.forget(alice)
+        assert receipt.final_at is not None
+        provider = runtime.keyring.provider
+        assert provider.unwrap(copy, "alice")  # the window before final_at is real
+        assert runtime.keys.maintain(receipt.final_at) is True
+        for version in provider.versions():
+            with pytest.raises((DecryptionError, KeyProviderError)):
+                provider.unwrap(WrappedKey(version, copy.blob), "alice")
+    finally:
+        runtime.close()
