@@ -228,4 +228,4 @@ def test_the_machine_path_detector_sees_machine_paths() -> None:
     assert MACHINE_PATH.search('CONSOLE_SCRIPT = Path("' + "/work" + '/main/.venv/bin/x")')
     assert MACHINE_PATH.search("cd " + "/home" + "/alice/memory-store")
     assert not MACHINE_PATH.search("/usr/lib/postgresql/15/bin")
-    assert not MACHINE_PATH.search("see ~/work/notes and var/root.db")
+    assert not MACHINE_PATH.search("see notes/work/today and var/root.db")
