@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     retention = commands.add_parser("retention", help="retention of memories")
     retention_commands = retention.add_subparsers(dest="action", required=True)
-    retention_commands.add_parser("sweep", help="delete every expired memory now, for good")
+    retention_commands.add_parser("sweep", help="delete every expired memory now")
     return parser
 
 

@@ -100,7 +100,7 @@ def build_server(runtime: Runtime, principal: Principal, user_id: str, purpose: 
 
     @server.tool()
     def forget(memory_id: str) -> dict[str, Any]:
-        """Forget one memory (by its id, from recall or list) for good."""
+        """Forget one memory (by its id, from recall or list): it and its history are deleted."""
         try:
             runtime.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
         except Problem as problem:

@@ -60,7 +60,7 @@ def delete_my_category(
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> CategoryErasure:
-    """Forget every memory of one category, with its history, for good."""
+    """Forget every memory of one category, with its history: the rows are deleted."""
     deleted = services.memories.delete_category_own(principal, category)
     return CategoryErasure(category=category, deleted=deleted)
 
@@ -107,7 +107,7 @@ def patch_my_memory(
 def delete_my_memory(
     memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
 ) -> None:
-    """Forget one memory: it and its history are deleted for good."""
+    """Forget one memory: its row and its history are deleted."""
     services.memories.delete_own(principal, memory_id)
 
 
