@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -10,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from memory_store.api.deps import PrincipalDep, ServicesDep, problem_responses
 from memory_store.domain import AuditQuery
+from memory_store.errors import InvalidRequest
 from memory_store.schemas import (
     USER_ID_PATTERN,
     AuditCheckpointPublic,
@@ -99,8 +101,13 @@ def export(principal: PrincipalDep, services: ServicesDep) -> StreamingResponse:
 
 
 def _normal_time(value: str | None) -> str | None:
-    """Pad fractional seconds to six digits so text comparison orders times correctly."""
+    """A real time (2026-13-45 has the right shape and is none), its fractional seconds
+    padded to six digits so that text comparison orders times correctly."""
     if value is None:
         return None
     base, _, fraction = value[:-1].partition(".")
+    try:
+        datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise InvalidRequest("since and until must be real times: UTC, RFC 3339, Z") from None
     return f"{base}.{fraction.ljust(6, '0')}Z"

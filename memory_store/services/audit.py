@@ -16,10 +16,9 @@ from memory_store.domain import (
     AuditQuery,
     Principal,
 )
-from memory_store.errors import InvalidCursor
 from memory_store.policy import AccessRequest, Action, Policy
 from memory_store.schemas import AccessLogEntry
-from memory_store.services.cursors import decode_cursor, encode_cursor
+from memory_store.services.cursors import decode_int_cursor, encode_cursor
 from memory_store.services.guard import Guard
 from memory_store.storage.audit_trail import AuditTrailStore
 from memory_store.storage.tokens import TokenRepository
@@ -141,9 +140,4 @@ def _seq_cursor(seq: int) -> str:
 
 
 def _cursor_seq(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    seq = decode_cursor(cursor).get("s")
-    if not isinstance(seq, int) or isinstance(seq, bool):
-        raise InvalidCursor()
-    return seq
+    return decode_int_cursor(cursor, "s") if cursor is not None else None

@@ -10,7 +10,6 @@ from memory_store.domain import (
     Principal,
     SubjectFacts,
 )
-from memory_store.errors import InvalidCursor
 from memory_store.policy import AccessRequest, Action, Catalogue, Policy
 from memory_store.schemas import (
     ConsentChange,
@@ -20,7 +19,7 @@ from memory_store.schemas import (
     ConsentState,
     SettingsPublic,
 )
-from memory_store.services.cursors import decode_cursor, encode_cursor
+from memory_store.services.cursors import decode_int_cursor, encode_cursor
 from memory_store.services.guard import Guard
 from memory_store.storage.consents import ConsentEventRow, ConsentRepository
 from memory_store.trail.recorder import Auditor
@@ -109,11 +108,7 @@ class ConsentService:
         self, principal: Principal, *, limit: int, cursor: str | None
     ) -> ConsentHistoryPage:
         user_id = self._check(principal, Action.consent_read)
-        before = None
-        if cursor is not None:
-            before = decode_cursor(cursor).get("v")
-            if not isinstance(before, int) or isinstance(before, bool):
-                raise InvalidCursor()
+        before = decode_int_cursor(cursor, "v") if cursor is not None else None
         events = self._consents.history(user_id, limit=limit + 1, before_version=before)
         items = [_change(event) for event in events[:limit]]
         more = len(events) > limit

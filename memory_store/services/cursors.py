@@ -25,3 +25,16 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidCursor()
     return document
+
+
+# The largest number a cursor may carry: what both databases' 64-bit integers hold.
+_MAX_INT = 2**63 - 1
+
+
+def decode_int_cursor(cursor: str, field: str) -> int:
+    """The whole number `field` of a cursor this service issued (a sequence or a version),
+    or InvalidCursor: anything else, or out of range, would reach the database."""
+    value = decode_cursor(cursor).get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_INT:
+        raise InvalidCursor()
+    return value

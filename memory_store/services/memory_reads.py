@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
@@ -51,10 +51,13 @@ def _cursor_position(cursor: str) -> Position:
     try:
         created_at = datetime.fromisoformat(document["t"])
         memory_id = document["i"]
-    except (KeyError, TypeError, ValueError):
+        if created_at.tzinfo is None or not isinstance(memory_id, str) or len(memory_id) > 64:
+            raise ValueError
+        # In UTC, as the database compares it: a time at the ends of the calendar with an
+        # offset that carries it past them (0001-01-01T00:00+05:00) is no position.
+        created_at = created_at.astimezone(UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise InvalidCursor() from None
-    if created_at.tzinfo is None or not isinstance(memory_id, str):
-        raise InvalidCursor()
     return Position(created_at, memory_id)
 
 
