@@ -32,10 +32,8 @@ from pathlib import Path
 
 import httpx
 
-from memory_store.config import Settings
-from memory_store.domain import Role
-from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer, run_cli
+from tests.system.conftest import issue_tokens
 
 PURPOSE = "personalization"
 USERS = ("alice", "bob", "carol")
@@ -210,15 +208,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write_and_the_trail_verifies(
     """SIGKILL the server at random moments (6 times) while threads write and read: every
     acknowledged write survives and decrypts, nothing unacknowledged is half-visible, every
     answered request has its audit record, and `memory-store audit verify` exits 0."""
-    runtime = open_runtime(Settings())
-    try:
-        assistant = runtime.tokens.issue(role=Role.assistant, name="crash-assistant").token
-        users = {
-            user_id: runtime.tokens.issue(role=Role.user, name=user_id, user_id=user_id).token
-            for user_id in USERS
-        }
-    finally:
-        runtime.close()
+    assistant, users = issue_tokens("crash-assistant", list(USERS))
     server.start()
 
     ledger, stop = Ledger(), threading.Event()

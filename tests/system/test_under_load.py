@@ -28,6 +28,7 @@ from memory_store.config import Settings
 from memory_store.domain import Role
 from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer, run_cli
+from tests.system.conftest import issue_tokens
 
 PURPOSE = "personalization"
 USERS = ("alice", "bob", "carol", "dave")
@@ -188,15 +189,7 @@ def test_two_key_rotations_under_load_fail_no_request_and_every_memory_still_dec
     """`memory-store keys rotate` twice, as separate processes, while four threads write and
     read over HTTP: every response is 2xx, every acknowledged write reads back (decrypts)
     afterwards, every export opens, and every data key is wrapped by KEK v3."""
-    runtime = open_runtime(Settings())
-    try:
-        assistant = runtime.tokens.issue(role=Role.assistant, name="load").token
-        users = {
-            user_id: runtime.tokens.issue(role=Role.user, name=user_id, user_id=user_id).token
-            for user_id in USERS
-        }
-    finally:
-        runtime.close()
+    assistant, users = issue_tokens("load", list(USERS))
     server.start()
 
     load = Load(server.base_url)
