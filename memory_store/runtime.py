@@ -69,6 +69,7 @@ class Runtime:
     keys: KeyService
     eraser: Eraser
     memory_writer: GroupCommitter
+    keystore_writer: GroupCommitter
 
     @property
     def services(self) -> Services:
@@ -95,6 +96,7 @@ class Runtime:
         self.keys.close()
         self.eraser.close()
         self.memory_writer.close()
+        self.keystore_writer.close()
         self.audit_log.close()
         self.keyring.provider.close()
         for engine in (self.engine, self.keystore_engine, self.audit_engine):
@@ -163,7 +165,8 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     engine, keystore_engine, audit_engine = engines["memory"], engines["keystore"], engines["audit"]
     audit_store = AuditTrailStore(RawDB(audit_engine))
     audit_store.ensure_head()
-    keystore = KeyStore(RawDB(keystore_engine))
+    keystore_writer = GroupCommitter(keystore_engine, name="keystore-writer")
+    keystore = KeyStore(RawDB(keystore_engine), keystore_writer)
     provider = key_provider(settings, create=not keystore.counts_by_version())
     keyring = DataKeyring(keystore, provider)
     keyring.check_versions()
@@ -184,6 +187,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     if reencryption.needed():  # a store made before content format 2
         if schema != "upgrade":
             memory_writer.close()
+            keystore_writer.close()
             audit_log.close()
             raise migrate.SchemaOutOfDate(
                 "the memories are in an older content format: run `memory-store db upgrade`"
@@ -223,7 +227,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         memories=memories,
         consents=consents,
         consents_repository=consent_repository,
-        sweeper=RetentionSweeper(memory_repository, policy, auditor),
+        sweeper=RetentionSweeper(memory_repository, keyring, policy, auditor),
         tokens=TokenService(token_repository, keyring, auditor),
         audit=audit,
         rights=UserRightsService(
@@ -232,4 +236,5 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         keys=keys,
         eraser=eraser,
         memory_writer=memory_writer,
+        keystore_writer=keystore_writer,
     )

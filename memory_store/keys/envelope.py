@@ -1,13 +1,18 @@
-"""Envelope encryption: a versioned key-encryption key (KEK) wraps one data key (DEK) per user.
+"""Envelope encryption, three levels: a KEK epoch wraps each user's data key (DEK), and the
+DEK wraps one item key per memory version.
 
-- The KEK lives with a KeyProvider (keys/provider.py: a local key file by default; a KMS or
-  HSM plugs in there).
-- Each user's DEK is random, 256 bits, and is stored only wrapped (see keys/keyring.py).
-- Contents are AES-256-GCM under the DEK with a fresh 96-bit nonce and associated data: in
-  format 2, a canonical encryption context (keys/payload.py) binding every attribute the
+- The KEKs live with a KeyProvider (keys/provider.py: a local key file by default, or an HSM
+  over PKCS#11); each version of the KEK is an epoch.
+- Each user's DEK is random, 256 bits, and is stored only wrapped (see keys/keyring.py). It is
+  re-issued (a new secret, the same key id) whenever one of their memories is forgotten.
+- Each memory version has its own random 256-bit item key, stored wrapped under the DEK in
+  the key store, never beside the ciphertext; forgetting the version deletes it.
+- Contents are AES-256-GCM under the item key with a fresh 96-bit nonce and associated data
+  (format 3): a canonical encryption context (keys/payload.py) binding every attribute the
   policy decides on, so a ciphertext moved to another row, user or version, or a row whose
-  category or expiry was changed in the database, fails to open. Format 1 (user, memory id
-  and key id only) is read only to re-encrypt a store made before format 2.
+  category or expiry was changed in the database, fails to open. Format 2 (the same context,
+  under the DEK itself) and format 1 (user, memory id and key id only) are read only to
+  re-encrypt a store made before format 3.
 - Every failure to open raises the same DecryptionError, which says nothing about why.
 """
 
@@ -18,6 +23,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -29,8 +35,11 @@ from memory_store.errors import DecryptionError
 KEY_BYTES = 32
 NONCE_BYTES = 12
 LEGACY_FORMAT = 1  # first byte of a ciphertext made before the encryption context
-CONTENT_FORMAT = 2  # first byte of every content ciphertext made now
-CONTEXT_PREFIX = b"memory-store/content/2"
+PREVIOUS_FORMAT = 2  # the encryption context, under the user's key (before item keys)
+CONTENT_FORMAT = 3  # first byte of every content ciphertext made now: under an item key
+_ITEM_WRAP = b"memory-store/item-key/1"
+ITEM_ID_BYTES = 8
+_HEADER = 1 + ITEM_ID_BYTES  # format 3: the format byte, then the item key's id
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class UserKey:
     user_id: str
     key_id: str
     secret: bytes = field(repr=False)
+    issue: int = 1  # which secret of this key id: one more at each re-issue
 
     # Derived once per unwrapped key, not per memory or per audit record: the keyring hands
     # out the same UserKey while its unwrap is cached.
@@ -64,6 +74,80 @@ class UserKey:
         return "ps_" + hmac.new(derived, self.user_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+class SealingKey(Protocol):
+    """What seals contents: an item key (format 3) or, in older stores, a user's key."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def aead(self) -> AESGCM: ...
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """One memory version's unwrapped item key. `key_id` names the user's data key it is
+    wrapped under. Its bytes never appear in repr() or logs."""
+
+    user_id: str
+    key_id: str
+    memory_id: str
+    version: int
+    item_id: str  # random, 16 hex digits: named in the header of what it seals
+    secret: bytes = field(repr=False)
+
+    @cached_property
+    def aead(self) -> AESGCM:
+        return AESGCM(self.secret)
+
+
+def new_item_key(user: UserKey, memory_id: str, version: int) -> ItemKey:
+    return ItemKey(
+        user.user_id,
+        user.key_id,
+        memory_id,
+        version,
+        secrets.token_hex(ITEM_ID_BYTES),
+        secrets.token_bytes(KEY_BYTES),
+    )
+
+
+def _item_aad(user: UserKey, memory_id: str, version: int) -> bytes:
+    parts = (user.user_id.encode(), user.key_id.encode(), memory_id.encode(), b"%d" % version)
+    return b"\x00".join((_ITEM_WRAP, *parts))
+
+
+def wrap_item(user: UserKey, item: ItemKey) -> bytes:
+    """The item key encrypted under the user's key, bound to its user, memory and version."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    aad = _item_aad(user, item.memory_id, item.version)
+    return nonce + user.aead.encrypt(nonce, item.secret, aad)
+
+
+def unwrap_item(
+    user: UserKey, memory_id: str, version: int, item_id: str, wrapped: bytes
+) -> ItemKey:
+    """The item key `item_id` of (memory, version) from its wrapped bytes; DecryptionError if
+    they do not open under this user's key for that memory and version."""
+    try:
+        secret = user.aead.decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _item_aad(user, memory_id, version)
+        )
+    except (InvalidTag, ValueError):
+        raise DecryptionError from None
+    return ItemKey(user.user_id, user.key_id, memory_id, version, item_id, secret)
+
+
+def item_id_of(blob: bytes) -> str | None:
+    """The id of the item key a format-3 ciphertext is sealed under (None: another format)."""
+    if len(blob) < _HEADER or blob[0] != CONTENT_FORMAT:
+        return None
+    return blob[1:_HEADER].hex()
+
+
 def content_aad(user_id: str, memory_id: str, key_id: str) -> bytes:
     """Associated data of a format-1 ciphertext: format, user, memory and key id."""
     return b"\x00".join(
@@ -76,23 +160,49 @@ def content_aad(user_id: str, memory_id: str, key_id: str) -> bytes:
     )
 
 
-def seal(key: UserKey, plaintext: bytes, context: bytes) -> bytes:
-    """Encrypt `plaintext` (format 2) under the key, bound to `context` (the canonical
-    encryption context of one memory or version: keys/payload.py)."""
+def seal(key: ItemKey, plaintext: bytes, context: bytes) -> bytes:
+    """Encrypt `plaintext` (format 3) under the item key, bound to `context` (the canonical
+    encryption context of one memory or version: keys/payload.py). The header names the
+    item key: [3][item id, 8 bytes][nonce][ciphertext and tag]."""
+    header = bytes([CONTENT_FORMAT]) + bytes.fromhex(key.item_id)
     nonce = secrets.token_bytes(NONCE_BYTES)
-    return bytes([CONTENT_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, _aad(key, context))
+    aad = _aad(key, CONTENT_FORMAT, header + context)
+    return header + nonce + key.aead.encrypt(nonce, plaintext, aad)
 
 
-def open_sealed(key: UserKey, blob: bytes, context: bytes) -> bytes:
-    """Decrypt a format-2 ciphertext bound to `context`; any mismatch raises the one opaque
+def open_sealed(key: ItemKey, blob: bytes, context: bytes) -> bytes:
+    """Decrypt a format-3 ciphertext bound to `context`; any mismatch raises the one opaque
     DecryptionError."""
-    return _open(key, blob, CONTENT_FORMAT, _aad(key, context))
+    if len(blob) < _HEADER + NONCE_BYTES + 16 or item_id_of(blob) != key.item_id:
+        raise DecryptionError from None
+    nonce, body = blob[_HEADER : _HEADER + NONCE_BYTES], blob[_HEADER + NONCE_BYTES :]
+    try:
+        return key.aead.decrypt(nonce, body, _aad(key, CONTENT_FORMAT, blob[:_HEADER] + context))
+    except (InvalidTag, ValueError):
+        raise DecryptionError from None
 
 
-def _aad(key: UserKey, context: bytes) -> bytes:
+def open_previous(key: UserKey, blob: bytes, context: bytes) -> bytes:
+    """Decrypt a format-2 ciphertext (under the user's key): only to re-encrypt it."""
+    return _open(key, blob, PREVIOUS_FORMAT, _aad(key, PREVIOUS_FORMAT, context))
+
+
+def seal_previous(key: UserKey, plaintext: bytes, context: bytes) -> bytes:
+    """A format-2 ciphertext, as stores made before item keys hold them (for tests of the
+    re-encryption)."""
+    return _seal(key, PREVIOUS_FORMAT, plaintext, context)
+
+
+def _seal(key: SealingKey, fmt: int, plaintext: bytes, context: bytes) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return bytes([fmt]) + nonce + key.aead.encrypt(nonce, plaintext, _aad(key, fmt, context))
+
+
+def _aad(key: SealingKey, fmt: int, context: bytes) -> bytes:
     # The key's user and id are bound here too, whatever the context says: a ciphertext made
     # under one user's key never opens as another's.
-    return b"\x00".join((CONTEXT_PREFIX, key.user_id.encode(), key.key_id.encode(), context))
+    prefix = b"memory-store/content/%d" % fmt
+    return b"\x00".join((prefix, key.user_id.encode(), key.key_id.encode(), context))
 
 
 def open_legacy(key: UserKey, blob: bytes, binding: str) -> bytes:
@@ -109,7 +219,7 @@ def seal_legacy(key: UserKey, plaintext: bytes, binding: str) -> bytes:
     return bytes([LEGACY_FORMAT]) + nonce + key.aead.encrypt(nonce, plaintext, aad)
 
 
-def _open(key: UserKey, blob: bytes, fmt: int, aad: bytes) -> bytes:
+def _open(key: SealingKey, blob: bytes, fmt: int, aad: bytes) -> bytes:
     if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != fmt:
         raise DecryptionError
     nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]

@@ -1,23 +1,92 @@
-"""Each user's data key: created on first write, unwrapped (and cached) for reads, rewrapped
-when the KEK rotates, destroyed when the user is forgotten (crypto-shredding).
+"""Each user's data key and the item keys it wraps.
+
+A user's data key is created on their first write, unwrapped (and cached) for reads, rewrapped
+when the KEK rotates, re-issued when one of their memories is forgotten, and destroyed when
+they are forgotten (crypto-shredding). Each memory version has an item key, wrapped under the
+data key; forgetting the version deletes its item key and re-issues the data key, so the
+deleted item key's copies (a WAL, a backup of the key store) are wrapped under a secret that
+exists only wrapped under the KEK epoch of the day: once that epoch is retired, nothing opens
+them.
 
 The wrapped keys live in the key store (storage/keystore.py), a database apart from the
-memories, so that a backup of the memory data holds no key, and destroying a user's row there
-leaves every remaining copy of their ciphertexts unreadable.
+memories, so that a backup of the memory data holds no key.
 """
 
 from __future__ import annotations
 
+import functools
+import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from memory_store.clock import utc_now
-from memory_store.errors import DecryptionError, KeyProviderError
-from memory_store.keys.envelope import UserKey, WrappedKey, new_data_key
+from memory_store.errors import DecryptionError, KeyProviderError, KeysUnavailable
+from memory_store.keys.envelope import (
+    KEY_BYTES,
+    ItemKey,
+    UserKey,
+    WrappedKey,
+    item_id_of,
+    new_data_key,
+    unwrap_item,
+    wrap_item,
+)
 from memory_store.keys.provider import KeyProvider
-from memory_store.storage.keystore import KeyStore, Rewrap, StoredKey
+from memory_store.storage.keystore import (
+    KeyStore,
+    Rewrap,
+    StaleIssue,
+    StoredItemKey,
+    StoredKey,
+)
+
+_RETRIES = 5  # a re-issue racing an insert of item keys: read the key again, this often
+
+
+def _rewrap(items: list[StoredItemKey], old: UserKey, new: UserKey) -> list[StoredItemKey]:
+    """Item keys wrapped under `old`, wrapped under `new` (one that will not open is left as
+    it is: unreadable before, and after)."""
+    moved = []
+    for item in items:
+        try:
+            key = unwrap_item(old, item.memory_id, item.version, item.item_id, item.wrapped)
+        except DecryptionError:
+            continue
+        moved.append(StoredItemKey(key.memory_id, key.item_id, key.version, wrap_item(new, key)))
+    return moved
+
+
+class ItemKeys:
+    """The item keys of some of one user's memories, unwrapped when asked for."""
+
+    def __init__(self, user: UserKey | None, stored: Sequence[StoredItemKey]) -> None:
+        self.user = user
+        self._stored = {(item.memory_id, item.item_id): item for item in stored}
+
+    def get(self, memory_id: str, version: int, ciphertext: bytes) -> ItemKey | None:
+        """The item key `ciphertext` (of that memory and version) is sealed under, or None:
+        there is none, or it will not open as that memory's and version's."""
+        item_id = item_id_of(ciphertext)
+        stored = self._stored.get((memory_id, item_id)) if item_id is not None else None
+        if stored is None:
+            return None
+        return self._unwrap(memory_id, version, stored)
+
+    def every(self) -> list[ItemKey]:
+        """Every one of them that opens."""
+        opened = (self._unwrap(i.memory_id, i.version, i) for i in self._stored.values())
+        return [key for key in opened if key is not None]
+
+    def _unwrap(self, memory_id: str, version: int, stored: StoredItemKey) -> ItemKey | None:
+        if self.user is None:
+            return None
+        try:
+            return unwrap_item(self.user, memory_id, version, stored.item_id, stored.wrapped)
+        except DecryptionError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -87,7 +156,7 @@ class DataKeyring:
         secret = self._provider.unwrap(
             WrappedKey(stored.kek_version, stored.wrapped), stored.user_id
         )
-        key = UserKey(user_id=stored.user_id, key_id=stored.key_id, secret=secret)
+        key = UserKey(stored.user_id, stored.key_id, secret, stored.issue)
         with self._cache_lock:
             self._cache[cache_key] = (key, now)
             self._cache.move_to_end(cache_key)
@@ -127,7 +196,73 @@ class DataKeyring:
 
     def _rewrapped(self, stored: StoredKey, secret: bytes) -> Rewrap:
         new = self._provider.wrap(secret, stored.user_id)
-        return Rewrap(stored.user_id, stored.key_id, stored.kek_version, new.kek_version, new.blob)
+        return Rewrap(
+            stored.user_id,
+            stored.key_id,
+            stored.issue,
+            stored.kek_version,
+            new.kek_version,
+            new.blob,
+        )
+
+    # -- item keys ------------------------------------------------------------------------------
+
+    def item_keys(self, user: UserKey | None, memory_ids: Sequence[str] | None) -> ItemKeys:
+        """The item keys of every version of `memory_ids` (None: of all the user's
+        memories), under `user`; empty when the user has no key."""
+        if user is None or (memory_ids is not None and not memory_ids):
+            return ItemKeys(user, [])
+        return ItemKeys(user, self._store.items(user.user_id, user.key_id, memory_ids))
+
+    def store_item_keys(self, user: UserKey, items: Sequence[ItemKey]) -> None:
+        """Store new item keys wrapped under the user's key, committed before this returns
+        (their memories may be stored only then). KeysUnavailable when the user's key was
+        destroyed meanwhile (they were forgotten while this was written)."""
+        for _ in range(_RETRIES):
+            wrapped = [
+                StoredItemKey(i.memory_id, i.item_id, i.version, wrap_item(user, i)) for i in items
+            ]
+            try:
+                self._store.insert_items(user.user_id, user.key_id, user.issue, wrapped)
+                return
+            except StaleIssue:  # re-issued meanwhile: wrap under the new issue
+                fresh = self.key_for_read(user.user_id)
+                if fresh is None or fresh.key_id != user.key_id:
+                    break
+                user = fresh
+        raise KeysUnavailable("This user's data key changed while the memory was stored")
+
+    def drop_item_key(self, item: ItemKey) -> None:
+        """Delete the item key of a version that was not stored after all."""
+        self._store.delete_item(item.user_id, item.memory_id, item.item_id)
+
+    def forget_items(self, user_id: str, memory_ids: Sequence[str]) -> int:
+        """Forget every version of `memory_ids`: delete their item keys and re-issue the
+        user's data key, with every other item key rewrapped under the new secret, in one
+        transaction of the key store. Returns how many item keys were deleted (0 when the
+        user has no key: nothing of theirs opens anyway)."""
+        if not memory_ids:
+            return 0
+        for _ in range(_RETRIES):
+            stored = self._store.get(user_id)
+            if stored is None:
+                return 0
+            old = self._unwrap(stored)
+            new = UserKey(user_id, stored.key_id, secrets.token_bytes(KEY_BYTES), stored.issue + 1)
+            wrapped = self._provider.wrap(new.secret, user_id)
+            replacement = StoredKey(
+                user_id, stored.key_id, wrapped.kek_version, wrapped.blob, new.issue
+            )
+
+            try:
+                deleted = self._store.reissue(
+                    stored, replacement, memory_ids, functools.partial(_rewrap, old=old, new=new)
+                )
+            except StaleIssue:
+                continue
+            self._forget_cached(user_id)
+            return deleted
+        raise KeysUnavailable("This user's data key kept changing: try again")
 
     def retire_kek(self, version: int) -> None:
         """Destroy KEK `version`, refused while any data key is still wrapped by it."""

@@ -1,6 +1,7 @@
 """What a memory's ciphertext holds, and what it is bound to.
 
-The plaintext is the content and source, as JSON. The associated data is the memory's
+The plaintext is the content and source, as JSON, sealed under the version's own item key
+(keys/envelope.py). The associated data is the memory's
 encryption context (`Binding`): a canonical encoding, like a KMS encryption context, of every
 attribute the policy decides on: whose it is, which memory, which version, its category and
 its expiry, whether it is the current version or an earlier one, and which key. A row whose
@@ -16,7 +17,16 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from memory_store.errors import DecryptionError
-from memory_store.keys.envelope import UserKey, open_legacy, open_sealed, seal
+from memory_store.keys.envelope import (
+    LEGACY_FORMAT,
+    PREVIOUS_FORMAT,
+    ItemKey,
+    UserKey,
+    open_legacy,
+    open_previous,
+    open_sealed,
+    seal,
+)
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 _TEMPLATE = '{"category":%s,"expires":"%s","key":%s,"kind":%s,"memory":%s,"user":%s,"version":%d}'
@@ -76,31 +86,45 @@ class Binding:
         return self.memory_id if self.kind == "memory" else f"{self.memory_id}#v{self.version}"
 
 
-def seal_payload(key: UserKey, binding: Binding, content: str, source: str | None) -> bytes:
-    """Encrypt (content, source) under the user's key, bound to `binding`."""
-    if binding.key_id != key.key_id or binding.user_id != key.user_id:
+def _matches(key: ItemKey, binding: Binding) -> bool:
+    return (key.user_id, key.key_id, key.memory_id, key.version) == (
+        binding.user_id,
+        binding.key_id,
+        binding.memory_id,
+        binding.version,
+    )
+
+
+def seal_payload(key: ItemKey, binding: Binding, content: str, source: str | None) -> bytes:
+    """Encrypt (content, source) under the version's item key, bound to `binding`."""
+    if not _matches(key, binding):
         raise ValueError("the binding names another key")
     plaintext = json.dumps({"content": content, "source": source}).encode()
     return seal(key, plaintext, binding.encode())
 
 
 def open_payload(
-    key: UserKey | None, binding: Binding, ciphertext: bytes
+    key: ItemKey | None, binding: Binding, ciphertext: bytes
 ) -> tuple[str, str | None]:
     """(content, source) of a ciphertext stored with `binding`'s attributes. Any failure, a
     missing or other key included, raises the one opaque DecryptionError."""
-    if key is None or binding.key_id != key.key_id:
+    if key is None or not _matches(key, binding):
         raise DecryptionError
     return _decode(open_sealed(key, ciphertext, binding.encode()))
 
 
-def open_legacy_payload(
+def open_older_payload(
     key: UserKey | None, binding: Binding, ciphertext: bytes
 ) -> tuple[str, str | None]:
-    """(content, source) of a format-1 ciphertext: only to re-encrypt it."""
-    if key is None or binding.key_id != key.key_id:
+    """(content, source) of a ciphertext made before item keys, under the user's own key
+    (format 2, or format 1): only to re-encrypt it."""
+    if key is None or binding.key_id != key.key_id or not ciphertext:
         raise DecryptionError
-    return _decode(open_legacy(key, ciphertext, binding.legacy()))
+    if ciphertext[0] == PREVIOUS_FORMAT:
+        return _decode(open_previous(key, ciphertext, binding.encode()))
+    if ciphertext[0] == LEGACY_FORMAT:
+        return _decode(open_legacy(key, ciphertext, binding.legacy()))
+    raise DecryptionError
 
 
 def _decode(plaintext: bytes) -> tuple[str, str | None]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from memory_store.domain import AuditAction
 from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
 from memory_store.keys.envelope import UserKey
-from memory_store.keys.keyring import DataKeyring
+from memory_store.keys.keyring import DataKeyring, ItemKeys
 from memory_store.keys.payload import Binding, open_payload
 from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Catalogue, Policy
@@ -88,6 +88,10 @@ class MemoryAccess:
         except DecryptionError:  # the user's data key itself will not open
             return None
 
+    def _item_keys(self, user: UserKey | None, memory_ids: Sequence[str] | None) -> ItemKeys:
+        """The item keys of `memory_ids` (None: all the user's), to open their versions."""
+        return self._keyring.item_keys(user, memory_ids)
+
     def _record_read(
         self,
         request: AccessRequest,
@@ -123,8 +127,9 @@ class MemoryAccess:
         """Record the read, and only once it is committed, decrypt: one key for all rows. A
         row that will not open is left out (and recorded as refused), the rest served."""
         key = self._read_key(request.subject_user_id) if rows else None
-        self._record_read(request, action, key, [row.id for row in rows])
-        items, unreadable = reveal_each(key, rows)
+        ids = [row.id for row in rows]
+        self._record_read(request, action, key, ids)
+        items, unreadable = reveal_each(self._item_keys(key, ids), rows)
         self._refuse_unreadable(request, action, unreadable)
         return items
 
@@ -166,10 +171,12 @@ def earlier_binding(row: MemoryVersionRow) -> Binding:
     )
 
 
-def open_row(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
+def open_row(keys: ItemKeys, row: MemoryRow) -> tuple[str, str | None]:
     """(content, source) of a row, or one opaque MemoryUnreadable."""
     try:
-        return open_payload(key, memory_binding(row), row.ciphertext)
+        return open_payload(
+            keys.get(row.id, row.version, row.ciphertext), memory_binding(row), row.ciphertext
+        )
     except DecryptionError:
         raise MemoryUnreadable(
             "This memory cannot be decrypted: it was altered, moved, or its key destroyed",
@@ -177,39 +184,38 @@ def open_row(key: UserKey | None, row: MemoryRow) -> tuple[str, str | None]:
         ) from None
 
 
-def reveal(key: UserKey | None, row: MemoryRow) -> MemoryPublic:
-    return public(row, *open_row(key, row))
+def reveal(keys: ItemKeys, row: MemoryRow) -> MemoryPublic:
+    return public(row, *open_row(keys, row))
 
 
-def reveal_each(
-    key: UserKey | None, rows: Sequence[MemoryRow]
-) -> tuple[list[MemoryPublic], list[str]]:
+def reveal_each(keys: ItemKeys, rows: Sequence[MemoryRow]) -> tuple[list[MemoryPublic], list[str]]:
     """The rows that open, and the ids of those that do not."""
     items, unreadable = [], []
     for row in rows:
         try:
-            items.append(reveal(key, row))
+            items.append(reveal(keys, row))
         except MemoryUnreadable:
             unreadable.append(row.id)
     return items, unreadable
 
 
 def reveal_versions(
-    key: UserKey | None, rows: Sequence[MemoryVersionRow]
+    keys: ItemKeys, rows: Sequence[MemoryVersionRow]
 ) -> tuple[list[MemoryVersionPublic], list[str]]:
     """The earlier versions that open, and the memory ids of those that do not."""
     items, unreadable = [], []
     for row in rows:
         try:
-            items.append(reveal_version(key, row))
+            items.append(reveal_version(keys, row))
         except MemoryUnreadable:
             unreadable.append(row.memory_id)
     return items, unreadable
 
 
-def reveal_version(key: UserKey | None, row: MemoryVersionRow) -> MemoryVersionPublic:
+def reveal_version(keys: ItemKeys, row: MemoryVersionRow) -> MemoryVersionPublic:
     try:
-        content, source = open_payload(key, earlier_binding(row), row.ciphertext)
+        item = keys.get(row.memory_id, row.version, row.ciphertext)
+        content, source = open_payload(item, earlier_binding(row), row.ciphertext)
     except DecryptionError:
         raise MemoryUnreadable(
             "An earlier version of this memory cannot be decrypted",

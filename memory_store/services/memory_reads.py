@@ -108,7 +108,7 @@ class MemoryReads(MemoryAccess):
         now = utc_now()
         rows = self._visible(request, self._memories.live(user_id, now=now), now)
         key = self._read_key(user_id) if rows else None
-        memories, unreadable = reveal_each(key, rows)  # newest first
+        memories, unreadable = reveal_each(self._item_keys(key, None), rows)  # newest first
         scores = bm25(q, [m.content for m in memories]) if q else [0.0] * len(memories)
         ranked = sorted(
             zip(scores, memories, strict=True),
@@ -141,7 +141,7 @@ class MemoryReads(MemoryAccess):
         versions = self._memories.versions(user_id, memory_id)
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id] if versions else [])
-        items, unreadable = reveal_versions(key, versions)
+        items, unreadable = reveal_versions(self._item_keys(key, [row.id]), versions)
         self._refuse_unreadable(request, action, list(dict.fromkeys(unreadable)))
         return items
 
@@ -160,15 +160,16 @@ class MemoryReads(MemoryAccess):
             versions.setdefault(version.memory_id, []).append(version)
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id for row in rows])
+        keys = self._item_keys(key, None)
         exported: list[tuple[MemoryPublic, list[MemoryVersionPublic]]] = []
         refused: list[str] = []
         for row in rows:
             try:
-                memory = reveal(key, row)
+                memory = reveal(keys, row)
             except MemoryUnreadable:
                 refused.append(row.id)
                 continue
-            history, unreadable = reveal_versions(key, versions.get(row.id, []))
+            history, unreadable = reveal_versions(keys, versions.get(row.id, []))
             refused += list(dict.fromkeys(unreadable))
             exported.append((memory, history))
         self._refuse_unreadable(request, action, refused)
@@ -182,7 +183,8 @@ class MemoryReads(MemoryAccess):
         row = self._one(request, action, memory_id, utc_now())
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id])
-        return reveal(key, row)  # one memory asked for by id: unreadable is a 410
+        # One memory asked for by id: unreadable is a 410.
+        return reveal(self._item_keys(key, [row.id]), row)
 
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
@@ -254,9 +256,11 @@ class MemoryReads(MemoryAccess):
                 categories=categories,
                 after=after,
             )
-            for row in self._visible(request, rows, now):
+            visible = self._visible(request, rows, now)
+            keys = self._item_keys(key, [row.id for row in visible])
+            for row in visible:
                 try:
-                    content, source = open_row(key, row)
+                    content, source = open_row(keys, row)
                 except MemoryUnreadable:
                     unreadable.append(row.id)
                     continue

@@ -15,6 +15,7 @@ from memory_store.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
+from memory_store.keys.envelope import new_item_key
 from memory_store.keys.payload import seal_payload
 from memory_store.policy import AccessRequest, Action, refuse_secrets
 from memory_store.schemas import MemoryCreate, MemoryPublic, MemoryUpdate
@@ -69,6 +70,7 @@ class MemoryWrites(MemoryAccess):
         except DecryptionError:
             raise KeysUnavailable("This user's data key cannot be opened") from None
         memory_id = new_memory_id()
+        item = new_item_key(key, memory_id, 1)
         unsealed = MemoryRow(
             id=memory_id,
             user_id=user_id,
@@ -82,7 +84,7 @@ class MemoryWrites(MemoryAccess):
         )
         row = replace(
             unsealed,
-            ciphertext=seal_payload(key, memory_binding(unsealed), body.content, body.source),
+            ciphertext=seal_payload(item, memory_binding(unsealed), body.content, body.source),
         )
         # Audited before it is stored: nothing changes without its record.
         self._auditor.record(
@@ -94,9 +96,14 @@ class MemoryWrites(MemoryAccess):
             purpose=purpose,
             result_count=1,
         )
+        # The item key is committed first: a memory stored is a memory that opens.
+        self._keyring.store_item_keys(key, [item])
+        # A failed commit leaves the item key behind (the write may yet have committed): it
+        # opens nothing but that memory, and goes when its user is forgotten.
         if not self._memories.insert(row, max_per_user=self._max_memories):
             # Concurrent writes filled the quota after the check above: the insert, which
             # counts again under the write lock, stored nothing. Recorded as refused.
+            self._keyring.drop_item_key(item)
             self._guard.deny(request, action, self._quota_exceeded(), [memory_id])
         return public(row, body.content, body.source)
 
@@ -131,8 +138,10 @@ class MemoryWrites(MemoryAccess):
         category = self._catalogue.category(patch.category or row.category)
         refuse_secrets(patch.content)
         key = self._read_key(user_id)
-        content_now, source = open_row(key, row)
-        if key is None:  # open_row raised already; this is for the type checker
+        keys = self._item_keys(key, [row.id])
+        content_now, source = open_row(keys, row)
+        current_item = keys.get(row.id, row.version, row.ciphertext)
+        if key is None or current_item is None:  # open_row raised already (for mypy)
             raise not_found()
         latest = min(row.expires_at, row.created_at + category.retention)
         expires_at = patch.expires_at if patch.expires_at is not None else latest
@@ -158,8 +167,10 @@ class MemoryWrites(MemoryAccess):
             valid_until=now,
         )
         earlier = replace(
-            earlier, ciphertext=seal_payload(key, earlier_binding(earlier), content_now, source)
+            earlier,
+            ciphertext=seal_payload(current_item, earlier_binding(earlier), content_now, source),
         )
+        item = new_item_key(key, row.id, row.version + 1)
         replacement = replace(
             row,
             category=category.name,
@@ -169,7 +180,7 @@ class MemoryWrites(MemoryAccess):
         )
         replacement = replace(
             replacement,
-            ciphertext=seal_payload(key, memory_binding(replacement), content, source),
+            ciphertext=seal_payload(item, memory_binding(replacement), content, source),
         )
         self._auditor.record(
             principal,
@@ -181,8 +192,10 @@ class MemoryWrites(MemoryAccess):
             reason=",".join(sorted(patch.model_fields_set)),
             result_count=1,
         )
+        self._keyring.store_item_keys(key, [item])
         if not self._memories.update(row, replacement, earlier):
             # Changed or deleted between our read and our write.
+            self._keyring.drop_item_key(item)
             raise PreconditionFailed("The memory changed meanwhile: read it again")
         return public(replacement, content, source)
 
@@ -204,7 +217,7 @@ class MemoryWrites(MemoryAccess):
         action = AuditAction.memory_delete
         row = self._one(request, action, memory_id, utc_now())
         self._record_change(request, action, [row.id])
-        self._memories.delete(request.subject_user_id, [row.id])
+        self._shred(request.subject_user_id, [row.id])
 
     def delete_category_own(self, principal: Principal, category: str) -> int:
         """Forget every memory of one category (and their history). Returns how many."""
@@ -215,4 +228,11 @@ class MemoryWrites(MemoryAccess):
         self._guard.check(request, action)
         ids = self._memories.ids_in_category(user_id, category)
         self._record_change(request, action, ids)
-        return self._memories.delete(user_id, ids)
+        return self._shred(user_id, ids)
+
+    def _shred(self, user_id: str, memory_ids: list[str]) -> int:
+        """Forget memories: their item keys first (with the user's key re-issued), then their
+        rows. A crash between leaves rows that no longer open, never a key. Returns how many
+        rows were deleted."""
+        self._keyring.forget_items(user_id, memory_ids)
+        return self._memories.delete(user_id, memory_ids)

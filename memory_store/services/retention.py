@@ -9,6 +9,7 @@ import threading
 
 from memory_store.clock import utc_now
 from memory_store.domain import ALL_CATEGORIES, RETENTION, SWEEPER, AuditAction, Principal
+from memory_store.keys.keyring import DataKeyring
 from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Action, Policy
 from memory_store.services.guard import Guard
@@ -18,20 +19,42 @@ from memory_store.trail.recorder import Auditor
 _log = get_logger("memory_store.retention")
 
 
+BATCH = 1000  # memories purged per step: the write lock is never held for long
+
+
 class RetentionSweeper:
-    def __init__(self, memories: MemoryRepository, policy: Policy, auditor: Auditor) -> None:
+    def __init__(
+        self,
+        memories: MemoryRepository,
+        keyring: DataKeyring,
+        policy: Policy,
+        auditor: Auditor,
+    ) -> None:
         self._memories = memories
+        self._keyring = keyring
         self._auditor = auditor
         self._guard = Guard(policy, auditor)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sweep(self, principal: Principal = SWEEPER) -> int:
-        """Delete every expired memory; return how many. The purge is audited (with its
+        """Forget every expired memory; return how many. As for any forget, the item keys go
+        first (each owner's key re-issued), then the rows. The purge is audited (with its
         count; the ids of what is gone are not kept)."""
         request = AccessRequest(principal, Action.memory_purge, ALL_CATEGORIES, RETENTION)
         self._guard.check(request, AuditAction.memory_purge, subject=None)
-        purged = self._memories.purge_expired(now=utc_now())
+        now = utc_now()
+        purged = 0
+        while batch := self._memories.expired(now=now, limit=BATCH):
+            owners: dict[str, list[str]] = {}
+            for user_id, memory_id in batch:
+                owners.setdefault(user_id, []).append(memory_id)
+            for user_id, memory_ids in owners.items():
+                self._keyring.forget_items(user_id, memory_ids)
+            deleted = self._memories.delete_expired([m for _, m in batch], now=now)
+            if not deleted:  # changed under us (another sweeper): the next sweep goes on
+                break
+            purged += deleted
         if purged:
             self._auditor.record(
                 principal, AuditAction.memory_purge, purpose=RETENTION, result_count=purged

@@ -1,13 +1,17 @@
-"""The key store's SQL: each user's data key, wrapped by a KEK, one row per user (table
-`data_keys`, in a database of its own). What the rows mean is keys/keyring.py's business."""
+"""The key store's SQL, in a database of its own: each user's data key, wrapped by a KEK, one
+row per user (`data_keys`), and each memory version's item key, wrapped by its user's data key
+(`item_keys`). What the rows mean is keys/keyring.py's business."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from memory_store.errors import StorageUnavailable
 from memory_store.storage.engines import truncate_wal
+from memory_store.storage.group_commit import GroupCommitter, WriteFailed
 from memory_store.storage.rawdb import RawDB
 
 
@@ -17,6 +21,22 @@ class StoredKey:
     key_id: str
     kek_version: int
     wrapped: bytes
+    issue: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItemKey:
+    """One memory version's item key, as stored: wrapped by its user's data key."""
+
+    memory_id: str
+    item_id: str
+    version: int
+    wrapped: bytes
+
+
+class StaleIssue(Exception):
+    """The user's data key is no longer the one the caller holds: re-issued or destroyed
+    meanwhile. Nothing was changed; read the key again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +45,42 @@ class Rewrap:
 
     user_id: str
     key_id: str
+    issue: int
     old_version: int
     new_version: int
     new_blob: bytes
 
 
-_COLUMNS = "user_id, key_id, kek_version, wrapped"
+_COLUMNS = "user_id, key_id, kek_version, wrapped, issue"
 _REWRAP = (
     "UPDATE data_keys SET kek_version = ?, wrapped = ? "
-    "WHERE user_id = ? AND key_id = ? AND kek_version = ?"
+    "WHERE user_id = ? AND key_id = ? AND issue = ? AND kek_version = ?"
 )
+_ITEMS = (
+    "SELECT memory_id, item_id, version, wrapped FROM item_keys WHERE user_id = ? AND key_id = ?"
+)
+_CHUNK = 500  # ids per IN (...) list
 
 
-def _stored(row: Sequence[object]) -> StoredKey:
-    user_id, key_id, version, wrapped = row
-    return StoredKey(str(user_id), str(key_id), int(version), bytes(wrapped))  # type: ignore[call-overload]
+def _stored(row: Sequence[Any]) -> StoredKey:
+    user_id, key_id, version, wrapped, issue = row
+    return StoredKey(str(user_id), str(key_id), int(version), bytes(wrapped), int(issue))
+
+
+def _item(row: Sequence[Any]) -> StoredItemKey:
+    return StoredItemKey(str(row[0]), str(row[1]), int(row[2]), bytes(row[3]))
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
 
 
 class KeyStore:
-    def __init__(self, raw: RawDB) -> None:
+    def __init__(self, raw: RawDB, writer: GroupCommitter | None = None) -> None:
         self._raw = raw
+        # Item keys of new memories are group-committed, like the memories themselves: one
+        # fsync for every write waiting, not one each.
+        self._writer = writer
 
     def get(self, user_id: str) -> StoredKey | None:
         row = self._raw.one(
@@ -59,13 +95,14 @@ class KeyStore:
             cursor.execute(
                 self._raw.sql(
                     f"INSERT INTO data_keys ({_COLUMNS}, created_at) "  # noqa: S608 (fixed)
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
                 ),
                 (
                     key.user_id,
                     key.key_id,
                     key.kek_version,
                     key.wrapped,
+                    key.issue,
                     self._raw.time(created_at),
                 ),
             )
@@ -87,6 +124,7 @@ class KeyStore:
                         change.new_blob,
                         change.user_id,
                         change.key_id,
+                        change.issue,
                         change.old_version,
                     ),
                 )
@@ -94,19 +132,134 @@ class KeyStore:
         return done
 
     def delete(self, user_id: str, *, key_id: str | None = None, truncate: bool = False) -> bool:
-        """Delete the user's key (only if it is `key_id`, when given). `truncate`: also empty
-        SQLite's WAL, so the deleted key does not linger there. True if there was one."""
-        statement = "DELETE FROM data_keys WHERE user_id = ?"
+        """Delete the user's key and its item keys (only if it is `key_id`, when given).
+        `truncate`: also empty SQLite's WAL, so the deleted keys do not linger there. True if
+        there was one."""
+        where = "WHERE user_id = ?"
         params: tuple[str, ...] = (user_id,)
         if key_id is not None:
-            statement += " AND key_id = ?"
+            where += " AND key_id = ?"
             params = (user_id, key_id)
         with self._raw.transaction() as cursor:
-            cursor.execute(self._raw.sql(statement), params)
+            cursor.execute(self._raw.sql("DELETE FROM data_keys " + where), params)  # noqa: S608
             deleted = bool(cursor.rowcount)
+            cursor.execute(self._raw.sql("DELETE FROM item_keys " + where), params)  # noqa: S608
         if truncate:
             truncate_wal(self._raw.engine)
         return deleted
+
+    # -- item keys ------------------------------------------------------------------------------
+
+    def items(
+        self, user_id: str, key_id: str, memory_ids: Sequence[str] | None
+    ) -> list[StoredItemKey]:
+        """The item keys of every version of `memory_ids` (None: of every memory) of the
+        user's data key `key_id`."""
+        if memory_ids is None:
+            return [_item(row) for row in self._raw.all(_ITEMS, (user_id, key_id))]
+        found = []
+        for chunk in _chunks(memory_ids):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._raw.all(
+                _ITEMS + f" AND memory_id IN ({marks})",
+                (user_id, key_id, *chunk),
+            )
+            found += [_item(row) for row in rows]
+        return found
+
+    def insert_items(
+        self,
+        user_id: str,
+        key_id: str,
+        issue: int,
+        items: Sequence[StoredItemKey],
+    ) -> None:
+        """Store item keys wrapped under issue `issue` of the user's key `key_id`; StaleIssue,
+        nothing stored, when the user's key was re-issued or destroyed meanwhile."""
+        raw = self._raw
+        insert = raw.sql(
+            "INSERT INTO item_keys (user_id, memory_id, item_id, version, key_id, wrapped) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        rows = [(user_id, i.memory_id, i.item_id, i.version, key_id, i.wrapped) for i in items]
+
+        def job(cursor: Any) -> None:
+            self._hold(cursor, user_id, key_id, issue, share=True)
+            cursor.executemany(insert, rows)
+
+        if self._writer is not None:
+            try:
+                self._writer.run(job)
+            except WriteFailed as failed:
+                raise StorageUnavailable() from failed
+            return
+        with raw.transaction() as cursor:
+            job(cursor)
+
+    def delete_item(self, user_id: str, memory_id: str, item_id: str) -> None:
+        """Drop one item key whose memory version was never stored (a refused write)."""
+        self._raw.execute(
+            "DELETE FROM item_keys WHERE user_id = ? AND memory_id = ? AND item_id = ?",
+            (user_id, memory_id, item_id),
+        )
+
+    def reissue(
+        self,
+        old: StoredKey,
+        new: StoredKey,
+        forget: Sequence[str],
+        rewrap: Callable[[list[StoredItemKey]], list[StoredItemKey]],
+    ) -> int:
+        """In one transaction: delete the item keys of every version of the memories
+        `forget`, rewrap the user's other item keys (`rewrap` turns them from `old` to
+        `new`), and replace the data key `old` by `new` (the next issue). Returns how many
+        item keys were deleted; StaleIssue, nothing changed, when `old` is no longer the
+        user's key."""
+        raw = self._raw
+        with raw.transaction() as cursor:
+            self._hold(cursor, old.user_id, old.key_id, old.issue, share=False)
+            deleted = 0
+            for chunk in _chunks(forget):
+                marks = ", ".join("?" * len(chunk))
+                cursor.execute(
+                    raw.sql(
+                        "DELETE FROM item_keys WHERE user_id = ? AND key_id = ? "  # noqa: S608
+                        f"AND memory_id IN ({marks})"
+                    ),
+                    (old.user_id, old.key_id, *chunk),
+                )
+                deleted += int(cursor.rowcount)
+            cursor.execute(raw.sql(_ITEMS), (old.user_id, old.key_id))
+            rewrapped = rewrap([_item(row) for row in cursor.fetchall()])
+            cursor.executemany(
+                raw.sql(
+                    "UPDATE item_keys SET wrapped = ? "
+                    "WHERE user_id = ? AND memory_id = ? AND item_id = ?"
+                ),
+                [(i.wrapped, old.user_id, i.memory_id, i.item_id) for i in rewrapped],
+            )
+            cursor.execute(
+                raw.sql(
+                    "UPDATE data_keys SET kek_version = ?, wrapped = ?, issue = ? "
+                    "WHERE user_id = ? AND key_id = ?"
+                ),
+                (new.kek_version, new.wrapped, new.issue, old.user_id, old.key_id),
+            )
+        return deleted
+
+    def _hold(self, cursor: Any, user_id: str, key_id: str, issue: int, *, share: bool) -> None:
+        """Inside a write transaction: raise StaleIssue unless issue `issue` of `key_id` is
+        still the user's key,
+        and keep it so until the commit (SQLite: BEGIN IMMEDIATE holds the write lock
+        already; PostgreSQL: a row lock, shared by inserts, exclusive for a re-issue)."""
+        lock = "" if self._raw.sqlite else (" FOR SHARE" if share else " FOR UPDATE")
+        cursor.execute(
+            self._raw.sql("SELECT key_id, issue FROM data_keys WHERE user_id = ?" + lock),  # noqa: S608
+            (user_id,),
+        )
+        row = cursor.fetchone()
+        if row is None or (row[0], int(row[1])) != (key_id, issue):
+            raise StaleIssue
 
     def counts_by_version(self) -> dict[int, int]:
         """How many keys each KEK version wraps."""
@@ -139,7 +292,7 @@ class KeyStore:
         if self._raw.sqlite:
             return
         with self._raw.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM data_keys")
+            conn.exec_driver_sql("VACUUM data_keys, item_keys")
 
     def page_not_under(self, kek_version: int, *, after: str, limit: int) -> list[StoredKey]:
         """Keys not wrapped by `kek_version`, by user id after `after`."""

@@ -268,33 +268,32 @@ class MemoryRepository:
         )
         return [row[0] for row in rows]
 
-    def purge_expired(self, *, now: datetime, batch_size: int = 1000) -> int:
-        """Delete, for good, every memory whose expires_at has passed. Batched, so that a
-        large purge never holds the write lock for long."""
+    def expired(self, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` memories whose expires_at has passed, as (user id, memory id)."""
+        rows = self._raw.all(
+            "SELECT user_id, id FROM memories WHERE expires_at <= ? LIMIT ?",
+            (self._raw.time(now), limit),
+        )
+        return [(str(user_id), str(memory_id)) for user_id, memory_id in rows]
+
+    def delete_expired(self, memory_ids: Sequence[str], *, now: datetime) -> int:
+        """Delete, for good, those of `memory_ids` that are expired, with their history.
+        Returns how many memories."""
+        if not memory_ids:
+            return 0
         raw = self._raw
         at = raw.time(now)
-        purged = 0
-        while True:
-            with raw.transaction() as cursor:
-                cursor.execute(
-                    raw.sql("SELECT id FROM memories WHERE expires_at <= ? LIMIT ?"),
-                    (at, batch_size),
-                )
-                ids = [row[0] for row in cursor.fetchall()]
-                if not ids:
-                    return purged
-                marks = ", ".join("?" * len(ids))
-                cursor.execute(
-                    raw.sql(f"DELETE FROM memory_versions WHERE memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-                    ids,
-                )
-                cursor.execute(
-                    raw.sql(
-                        f"DELETE FROM memories WHERE id IN ({marks}) AND expires_at <= ?"  # noqa: S608 (placeholders)
-                    ),
-                    (*ids, at),
-                )
-                purged += int(cursor.rowcount)
+        marks = ", ".join("?" * len(memory_ids))
+        with raw.transaction() as cursor:
+            cursor.execute(
+                raw.sql(f"DELETE FROM memory_versions WHERE memory_id IN ({marks})"),  # noqa: S608 (placeholders)
+                memory_ids,
+            )
+            cursor.execute(
+                raw.sql(f"DELETE FROM memories WHERE id IN ({marks}) AND expires_at <= ?"),  # noqa: S608 (placeholders)
+                (*memory_ids, at),
+            )
+            return int(cursor.rowcount)
 
 
 class LegacyCiphertexts:

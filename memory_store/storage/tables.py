@@ -194,6 +194,23 @@ data_keys = Table(
     Column("kek_version", Integer, nullable=False, index=True),
     Column("wrapped", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Which secret the row holds: one more each time the user's key is re-issued (after one
+    # of their memories is forgotten). Item keys are wrapped under the issue of the moment.
+    Column("issue", Integer, nullable=False, server_default="1"),
+)
+
+# Each memory version's own key, wrapped under its user's data key (issue of the moment),
+# kept here, never beside the ciphertext: deleting it forgets that one version. Its id is in
+# the ciphertext's header; one made for a write that never got stored opens nothing.
+item_keys = Table(
+    "item_keys",
+    keystore_metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("memory_id", String(40), primary_key=True),
+    Column("item_id", String(16), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("key_id", String(32), nullable=False),  # the user's data key it belongs to
+    Column("wrapped", LargeBinary, nullable=False),
 )
 
 # When each KEK version (an epoch) was made: the rotation schedule counts from it.

@@ -13,15 +13,13 @@ from sqlalchemy import select, text
 
 from memory_store.clock import utc_now
 from memory_store.domain import Role
-from memory_store.errors import DecryptionError
-from memory_store.keys.envelope import UserKey
-from memory_store.keys.payload import open_payload
 from memory_store.runtime import Runtime
-from memory_store.services.memory_access import memory_binding
+from memory_store.services.memory_access import memory_binding, open_row
 from memory_store.storage.memories import MemoryRepository
 from memory_store.storage.rawdb import RawDB
 from memory_store.storage.tables import data_keys
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
+from tests.keys.attempts import assert_opens_with_none
 
 
 def my(client: TestClient, token: str, path: str = "", **kwargs: Any) -> Any:
@@ -279,9 +277,10 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
         "alice", now=utc_now()
     )
     old_key = runtime.keyring.key_for_read("alice")
+    old_items = runtime.keyring.item_keys(old_key, None)
     assert len(stored) == len(KNOWN)
-    for row in stored:  # what a copy would hold opens with her key, so far
-        open_payload(old_key, memory_binding(row), row.ciphertext)
+    for row in stored:  # what a copy would hold opens with her keys, so far
+        open_row(old_items, row)
 
     response = client.delete("/v1/me", headers=bearer(alice_token))
     assert response.status_code == 200, response.text
@@ -312,9 +311,7 @@ def test_forgetting_everything_leaves_nothing_readable_and_a_true_receipt(
     fresh = runtime.keyring.key_for_read("alice")
     assert fresh is not None
     for row in stored:
-        attempt = UserKey(user_id="alice", key_id=row.key_id, secret=fresh.secret)
-        with pytest.raises(DecryptionError):
-            open_payload(attempt, memory_binding(row), row.ciphertext)
+        assert_opens_with_none([fresh.secret], memory_binding(row), row.ciphertext)
     # No file the service wrote holds her strings or her old wrapped key.
     files = runtime.settings.data_dir.iterdir() if runtime.engine.dialect.name == "sqlite" else []
     for path in files:

@@ -16,13 +16,19 @@ from hypothesis import strategies as st
 from memory_store.errors import DecryptionError, KeyProviderError
 from memory_store.keys.envelope import (
     CONTENT_FORMAT,
+    ITEM_ID_BYTES,
     KEY_BYTES,
     NONCE_BYTES,
+    ItemKey,
     UserKey,
     WrappedKey,
+    item_id_of,
     new_data_key,
+    new_item_key,
     open_sealed,
     seal,
+    unwrap_item,
+    wrap_item,
 )
 from memory_store.keys.provider import LocalKeyFileProvider
 
@@ -35,7 +41,21 @@ def make_key(user_id: str = "alice", key_id: str | None = None) -> UserKey:
     return UserKey(user_id=user_id, key_id=key_id or new_id, secret=secret)
 
 
-ALICE = make_key("alice")
+ALICE_USER = make_key("alice")
+ALICE = new_item_key(ALICE_USER, "mem_abc", 1)  # the item key contents are sealed under
+HEADER = 1 + ITEM_ID_BYTES
+
+
+def _item(**changes: object) -> ItemKey:
+    fields = {
+        "user_id": ALICE.user_id,
+        "key_id": ALICE.key_id,
+        "memory_id": ALICE.memory_id,
+        "version": ALICE.version,
+        "item_id": ALICE.item_id,
+        "secret": ALICE.secret,
+    }
+    return ItemKey(**{**fields, **changes})  # type: ignore[arg-type]
 
 
 def write_private(path: Path, text: str) -> None:
@@ -54,8 +74,8 @@ def test_seal_then_open_returns_the_plaintext_for_any_bytes(
     plaintext: bytes, memory_id: str
 ) -> None:
     blob = seal(ALICE, plaintext, memory_id.encode())
-    assert blob[0] == CONTENT_FORMAT
-    assert len(blob) == 1 + NONCE_BYTES + len(plaintext) + 16
+    assert blob[0] == CONTENT_FORMAT and item_id_of(blob) == ALICE.item_id
+    assert len(blob) == HEADER + NONCE_BYTES + len(plaintext) + 16
     assert open_sealed(ALICE, blob, memory_id.encode()) == plaintext
 
 
@@ -66,22 +86,14 @@ def test_ciphertext_does_not_contain_the_plaintext() -> None:
     assert b"unmistakable" not in blob
 
 
-def _wrong_contexts() -> dict[str, tuple[UserKey, bytes]]:
+def _wrong_contexts() -> dict[str, tuple[ItemKey, bytes]]:
     """The same ciphertext presented under a different binding, one change at a time."""
     return {
         "other context": (ALICE, b"mem_other"),
-        "other user id": (
-            UserKey(user_id="bob", key_id=ALICE.key_id, secret=ALICE.secret),
-            MEMORY_ID,
-        ),
-        "other key id": (
-            UserKey(user_id="alice", key_id="0123456789abcdef", secret=ALICE.secret),
-            MEMORY_ID,
-        ),
-        "other key": (
-            UserKey(user_id="alice", key_id=ALICE.key_id, secret=secrets.token_bytes(KEY_BYTES)),
-            MEMORY_ID,
-        ),
+        "other user id": (_item(user_id="bob"), MEMORY_ID),
+        "other key id": (_item(key_id="0123456789abcdef"), MEMORY_ID),
+        "other item id": (_item(item_id="00" * ITEM_ID_BYTES), MEMORY_ID),
+        "other key": (_item(secret=secrets.token_bytes(KEY_BYTES)), MEMORY_ID),
     }
 
 
@@ -149,9 +161,35 @@ def test_appended_bytes_make_the_ciphertext_fail(plaintext: bytes, extra: bytes)
 def test_two_seals_of_the_same_plaintext_use_different_nonces() -> None:
     first = seal(ALICE, b"same words", MEMORY_ID)
     second = seal(ALICE, b"same words", MEMORY_ID)
-    assert first[1 : 1 + NONCE_BYTES] != second[1 : 1 + NONCE_BYTES]
+    assert first[HEADER : HEADER + NONCE_BYTES] != second[HEADER : HEADER + NONCE_BYTES]
     assert first != second
     assert open_sealed(ALICE, first, MEMORY_ID) == open_sealed(ALICE, second, MEMORY_ID)
+
+
+# -- item keys, wrapped under the user's key ---------------------------------------------------
+
+
+def test_an_item_key_unwraps_only_as_its_own_memory_and_version_under_its_users_key() -> None:
+    wrapped = wrap_item(ALICE_USER, ALICE)
+    opened = unwrap_item(ALICE_USER, "mem_abc", 1, ALICE.item_id, wrapped)
+    assert opened.secret == ALICE.secret
+    other_user_key = make_key("alice", key_id=ALICE_USER.key_id)  # a re-issued secret
+    wrong = {
+        "other memory": (ALICE_USER, "mem_xyz", 1),
+        "other version": (ALICE_USER, "mem_abc", 2),
+        "other secret of the user's key": (other_user_key, "mem_abc", 1),
+        "other user": (UserKey("bob", ALICE_USER.key_id, ALICE_USER.secret), "mem_abc", 1),
+    }
+    for case, (user, memory_id, version) in wrong.items():
+        with pytest.raises(DecryptionError):
+            unwrap_item(user, memory_id, version, ALICE.item_id, wrapped)
+            pytest.fail(case)
+    assert ALICE.secret not in wrapped
+
+
+def test_repr_of_an_item_key_never_shows_its_bytes() -> None:
+    for rendering in _renderings(ALICE.secret):
+        assert rendering not in repr(ALICE)
 
 
 def _renderings(secret: bytes) -> list[str]:
