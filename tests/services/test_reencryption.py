@@ -1,6 +1,7 @@
-"""A store made before content format 2 (ciphertexts bound only to user, memory id and key)
-is re-encrypted bound to each row's policy attributes when the service starts or `memory-store
-db upgrade` runs; every other command refuses it until then. Nothing is lost on the way."""
+"""A store made before content format 3 (format 2: under the user's own key; format 1: also
+bound only to user, memory id and key) is re-encrypted, each version under an item key of its
+own, bound to its row's policy attributes, when the service starts or `memory-store db
+upgrade` runs; every other command refuses it until then. Nothing is lost on the way."""
 
 from __future__ import annotations
 
@@ -12,11 +13,20 @@ from sqlalchemy import text
 from memory_store.cli import main
 from memory_store.config import Settings
 from memory_store.domain import Principal, Role
-from memory_store.keys.envelope import CONTENT_FORMAT, LEGACY_FORMAT, seal_legacy
+from memory_store.keys.envelope import (
+    CONTENT_FORMAT,
+    LEGACY_FORMAT,
+    PREVIOUS_FORMAT,
+    UserKey,
+    seal_legacy,
+    seal_previous,
+)
+from memory_store.keys.payload import Binding
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import MemoryCreate, MemoryUpdate
 from memory_store.services.memories import ListQuery
 from memory_store.storage import migrate
+from memory_store.storage.rawdb import RawDB
 from tests.conftest import PURPOSE
 
 ASSISTANT = Principal(token_id="t", name="assistant", role=Role.assistant, user_id=None)
@@ -32,37 +42,57 @@ def contents(runtime: Runtime, user_id: str) -> dict[str, tuple[str, list[str]]]
     return {m.id: (m.content, [v.content for v in history]) for m, history in exported}
 
 
-def make_legacy(runtime: Runtime) -> int:
-    """Seal every ciphertext again as format 1 would have, and mark the store format 1, as
-    a store made before format 2 is. Returns how many ciphertexts."""
+def older_seal(fmt: int, key: UserKey, payload: bytes, binding: Binding) -> bytes:
+    """A ciphertext as a store in format `fmt` holds it: under the user's own key."""
+    if fmt == LEGACY_FORMAT:
+        return seal_legacy(key, payload, binding.legacy())
+    return seal_previous(key, payload, binding.encode())
+
+
+def make_older(runtime: Runtime, fmt: int) -> int:
+    """Seal every ciphertext again as format `fmt` would have, and mark the store so, as a
+    store made before item keys is. Returns how many ciphertexts."""
     changed = 0
     with runtime.engine.begin() as conn:
-        rows = conn.execute(text("SELECT id, user_id FROM memories")).all()
-        for memory_id, user_id in rows:
+        rows = conn.execute(
+            text("SELECT id, user_id, version, category, expires_at, key_id FROM memories")
+        ).all()
+        for memory_id, user_id, number, category, expires, key_id in rows:
             key = runtime.keyring.key_for_read(user_id)
             assert key is not None
             memory = runtime.memories.get_own(me(user_id), memory_id)
             payload = json.dumps({"content": memory.content, "source": memory.source}).encode()
+            expires_at = RawDB.read_time(expires)
+            binding = Binding("memory", user_id, memory_id, number, category, expires_at, key_id)
             conn.execute(
                 text("UPDATE memories SET ciphertext = :c WHERE id = :id"),
-                {"c": seal_legacy(key, payload, memory_id), "id": memory_id},
+                {"c": older_seal(fmt, key, payload, binding), "id": memory_id},
             )
             changed += 1
             for version in runtime.memories.history_own(me(user_id), memory_id):
                 payload = json.dumps({"content": version.content, "source": None}).encode()
+                binding = Binding(
+                    "version",
+                    user_id,
+                    memory_id,
+                    version.version,
+                    version.category,
+                    version.expires_at,
+                    key_id,
+                )
                 conn.execute(
                     text(
                         "UPDATE memory_versions SET ciphertext = :c "
                         "WHERE memory_id = :id AND version = :v"
                     ),
                     {
-                        "c": seal_legacy(key, payload, f"{memory_id}#v{version.version}"),
+                        "c": older_seal(fmt, key, payload, binding),
                         "id": memory_id,
                         "v": version.version,
                     },
                 )
                 changed += 1
-        conn.execute(text("UPDATE store_format SET content_format = 1"))
+        conn.execute(text("UPDATE store_format SET content_format = :f"), {"f": fmt})
     return changed
 
 
@@ -81,10 +111,13 @@ def formats(settings: Settings) -> tuple[set[int], int]:
     return {bytes(blob)[0] for blob in blobs}, int(stored)
 
 
-@pytest.fixture
-def legacy_store(settings: Settings) -> dict[str, dict[str, tuple[str, list[str]]]]:
-    """A store with memories of two users (one edited twice), turned into a format-1 store.
-    Returns what each user should read."""
+@pytest.fixture(params=[LEGACY_FORMAT, PREVIOUS_FORMAT], ids=["format 1", "format 2"])
+def legacy_store(
+    settings: Settings, request: pytest.FixtureRequest
+) -> dict[str, dict[str, tuple[str, list[str]]]]:
+    """A store with memories of two users (one edited twice), turned into a store of an
+    older format. Returns what each user should read."""
+    fmt: int = request.param
     runtime = open_runtime(settings)
     try:
         for user_id in ("alice", "bob"):
@@ -97,20 +130,21 @@ def legacy_store(settings: Settings) -> dict[str, dict[str, tuple[str, list[str]
                 me("alice"), edited.id, MemoryUpdate(content=content), if_match=None
             )
         expected = {user: contents(runtime, user) for user in ("alice", "bob")}
-        assert make_legacy(runtime) == 8  # six memories, two earlier versions
+        assert make_older(runtime, fmt) == 8  # six memories, two earlier versions
     finally:
         runtime.close()
-    assert formats(settings) == ({LEGACY_FORMAT}, LEGACY_FORMAT)
+    assert formats(settings) == ({fmt}, fmt)
     return expected
 
 
 def test_commands_refuse_a_legacy_store_and_the_start_re_encrypts_it_losing_nothing(
     settings: Settings, legacy_store: dict[str, dict[str, tuple[str, list[str]]]]
 ) -> None:
+    before = formats(settings)
     for schema in ("create", "check"):
         with pytest.raises(migrate.SchemaOutOfDate, match="memory-store db upgrade"):
             open_runtime(settings, schema=schema)
-    assert formats(settings) == ({LEGACY_FORMAT}, LEGACY_FORMAT)  # refusing changed nothing
+    assert formats(settings) == before  # refusing changed nothing
 
     runtime = open_runtime(settings)  # the server's start: re-encrypts
     try:
@@ -126,6 +160,7 @@ def test_db_upgrade_re_encrypts_and_a_row_that_does_not_open_is_left_as_it_was(
     legacy_store: dict[str, dict[str, tuple[str, list[str]]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    (fmt,), _ = formats(settings)
     engine = open_engines(settings)["memory"]
     with engine.begin() as conn:
         broken = conn.execute(
@@ -133,13 +168,13 @@ def test_db_upgrade_re_encrypts_and_a_row_that_does_not_open_is_left_as_it_was(
         ).scalar_one()
         conn.execute(
             text("UPDATE memories SET ciphertext = :c WHERE id = :id"),
-            {"c": bytes([LEGACY_FORMAT]) + b"\x00" * 40, "id": broken},
+            {"c": bytes([fmt]) + b"\x00" * 40, "id": broken},
         )
     engine.dispose()
     monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MEMORY_STORE_RETENTION_SWEEP_SECONDS", "0")
     assert main(["db", "upgrade"]) == 0
-    assert formats(settings) == ({LEGACY_FORMAT, CONTENT_FORMAT}, CONTENT_FORMAT)
+    assert formats(settings) == ({fmt, CONTENT_FORMAT}, CONTENT_FORMAT)
     runtime = open_runtime(settings, schema="check")
     try:
         assert contents(runtime, "alice") == legacy_store["alice"]
