@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.config import STARTUP_FAILURE
 
 from memory_store import __version__
-from memory_store.api import assistant, audit, consents, health, me
+from memory_store.api import assistant, audit, consents, erasures, health, me
 from memory_store.api.deps import ProblemDetails
 from memory_store.api.limits import Limits, RateLimiter
 from memory_store.api.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
@@ -74,6 +74,7 @@ def create_app(
     app.include_router(me.router)
     app.include_router(consents.router)
     app.include_router(audit.router)
+    app.include_router(erasures.router)
     _document_problems(app)
     mount_ui(app)
     if settings.cors_origins:  # none unless configured: the web page is same-origin

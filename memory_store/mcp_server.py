@@ -100,11 +100,13 @@ def build_server(runtime: Runtime, principal: Principal, user_id: str, purpose: 
 
     @server.tool()
     def forget(memory_id: str) -> dict[str, Any]:
-        """Forget one memory (by its id, from recall or list): it and its history are deleted."""
+        """Forget one memory (by its id, from recall or list): its keys are destroyed, it and
+        its history deleted; `final_at` says when no copy of it opens anywhere any more."""
         try:
-            runtime.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
+            erasure = runtime.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
         except Problem as problem:
             raise refused(problem) from None
-        return {"forgotten": memory_id}
+        final_at = erasure.final_at.isoformat() if erasure.final_at else None
+        return {"forgotten": memory_id, "erasure_id": erasure.id, "final_at": final_at}
 
     return server

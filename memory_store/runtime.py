@@ -19,6 +19,7 @@ from memory_store.policy import Catalogue, Policy
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
+from memory_store.services.erasures import ErasureLog
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
 from memory_store.services.reencryption import Reencryption
@@ -67,6 +68,7 @@ class Runtime:
     audit: AuditService
     rights: UserRightsService
     keys: KeyService
+    erasures: ErasureLog
     eraser: Eraser
     memory_writer: GroupCommitter
     keystore_writer: GroupCommitter
@@ -80,6 +82,7 @@ class Runtime:
             rights=self.rights,
             audit=self.audit,
             tokens=self.tokens,
+            erasures=self.erasures,
             check_ready=self.ready,
         )
 
@@ -197,6 +200,12 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     eraser.start()  # resumes any erasure a previous run left unfinished
     consent_repository = ConsentRepository(memory_raw)
     token_repository = TokenRepository(memory_raw)
+    every = settings.kek_rotate_every
+    keys = KeyService(
+        keyring, keystore, auditor, rotate_every=timedelta(seconds=every) if every else None
+    )
+    keys.epoch_started()  # the schedule's clock starts with the store
+    erasures = ErasureLog(keystore, keys)
     memories = MemoryService(
         memory_repository,
         consent_repository,
@@ -204,14 +213,10 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         policy,
         catalogue,
         auditor,
+        erasures,
         max_memories_per_user=settings.max_memories_per_user,
     )
     consents = ConsentService(consent_repository, policy, catalogue, auditor)
-    every = settings.kek_rotate_every
-    keys = KeyService(
-        keyring, keystore, auditor, rotate_every=timedelta(seconds=every) if every else None
-    )
-    keys.epoch_started()  # the schedule's clock starts with the store
     audit = AuditService(audit_store, signing_key, policy, auditor, token_repository)
     return Runtime(
         settings=settings,
@@ -231,9 +236,10 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         tokens=TokenService(token_repository, keyring, auditor),
         audit=audit,
         rights=UserRightsService(
-            memories, consents, audit, keyring, policy, auditor, eraser, final_at=keys.final_at
+            memories, consents, audit, keyring, policy, auditor, eraser, erasures
         ),
         keys=keys,
+        erasures=erasures,
         eraser=eraser,
         memory_writer=memory_writer,
         keystore_writer=keystore_writer,

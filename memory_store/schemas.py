@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -261,9 +261,33 @@ class UserExport(BaseModel):
     access_log: list[AccessLogEntry]
 
 
+_FINAL_AT = (
+    "When the last key epoch that could open a copy of what was forgotten (in a backup, a "
+    "database log, a free page) is destroyed by the scheduled rotation. None when the "
+    "operator rotates by hand."
+)
+
+
+class Erasure(BaseModel):
+    """The status of one erasure: forgotten at once here, final in every copy at `final_at`.
+    It names no user and no memory; its id, unguessable, is the only way to it."""
+
+    id: str = Field(description="The erasure's id, from the answer to the forget.")
+    kind: Literal["memory", "category", "everything"]
+    items: int = Field(description="How many memories were forgotten.")
+    requested_at: datetime
+    final: bool = Field(
+        description="True once every key epoch that wrapped a forgotten key is destroyed: "
+        "no copy of what was forgotten opens anywhere any more."
+    )
+    final_at: datetime | None = Field(default=None, description=_FINAL_AT)
+
+
 class CategoryErasure(BaseModel):
     category: str
     deleted: int
+    erasure_id: str = Field(description="Its status: GET /v1/erasures/{erasure_id}.")
+    final_at: datetime | None = Field(default=None, description=_FINAL_AT)
 
 
 class ErasureReceipt(BaseModel):
@@ -286,6 +310,9 @@ class ErasureReceipt(BaseModel):
         description="When the key epoch that wrapped your data key is destroyed by the "
         "scheduled rotation: from then on no copy of your memories anywhere (a backup, a "
         "log, a free page) can be decrypted. None when the operator rotates by hand.",
+    )
+    erasure_id: str = Field(
+        description="Whether it is final yet, with no token needed: GET /v1/erasures/{id}."
     )
     rows_deleted: bool = Field(
         description="True when every row was deleted before this answer. False when there "

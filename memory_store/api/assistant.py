@@ -15,6 +15,7 @@ from memory_store.api.deps import (
     UserIdPath,
     problem_responses,
 )
+from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
 from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
@@ -66,7 +67,8 @@ def get_memory(
 @router.delete(
     "/{memory_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 422),
+    responses={**ERASURE_RESPONSES, **problem_responses(401, 403, 404, 422)},
+    response_class=Response,
 )
 def forget_memory(
     user_id: UserIdPath,
@@ -74,9 +76,12 @@ def forget_memory(
     purpose: PurposeQuery,
     principal: PrincipalDep,
     services: ServicesDep,
-) -> None:
-    """Forget one memory on the user's behalf (\"forget that\"): it and its history go."""
-    services.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
+    prefer: PreferHeader = None,
+) -> Response:
+    """Forget one memory on the user's behalf (\"forget that\"): its keys, it and its history
+    go. The erasure's status is at `Location`."""
+    erasure = services.memories.forget_for_purpose(principal, user_id, memory_id, purpose)
+    return erasure_answer(erasure, prefer)
 
 
 context_router = APIRouter(prefix="/v1/users/{user_id}/context", tags=["assistant"])

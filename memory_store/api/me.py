@@ -14,6 +14,7 @@ from memory_store.api.deps import (
     ServicesDep,
     problem_responses,
 )
+from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
 from memory_store.errors import InvalidRequest
 from memory_store.schemas import (
     AccessLogPage,
@@ -60,9 +61,12 @@ def delete_my_category(
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> CategoryErasure:
-    """Forget every memory of one category, with its history: the rows are deleted."""
-    deleted = services.memories.delete_category_own(principal, category)
-    return CategoryErasure(category=category, deleted=deleted)
+    """Forget every memory of one category, with its history: their keys are destroyed and
+    the rows deleted. `final_at`: when no copy of them opens anywhere any more."""
+    deleted, erasure = services.memories.delete_category_own(principal, category)
+    return CategoryErasure(
+        category=category, deleted=deleted, erasure_id=erasure.id, final_at=erasure.final_at
+    )
 
 
 @router.get("/memories/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
@@ -102,13 +106,18 @@ def patch_my_memory(
 @router.delete(
     "/memories/{memory_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 422),
+    responses={**ERASURE_RESPONSES, **problem_responses(401, 403, 404, 422)},
+    response_class=Response,
 )
 def delete_my_memory(
-    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
-) -> None:
-    """Forget one memory: its row and its history are deleted."""
-    services.memories.delete_own(principal, memory_id)
+    memory_id: MemoryIdPath,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Forget one memory: its keys are destroyed, its row and its history deleted. The
+    erasure's status (when no copy opens anywhere any more) is at `Location`."""
+    return erasure_answer(services.memories.delete_own(principal, memory_id), prefer)
 
 
 @router.get("/memories/{memory_id}/history", responses=problem_responses(401, 403, 404, 410, 422))

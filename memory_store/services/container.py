@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
+from memory_store.services.erasures import ErasureLog
 from memory_store.services.memories import MemoryService
 from memory_store.services.rights import UserRightsService
 from memory_store.services.tokens import TokenService
@@ -19,5 +20,6 @@ class Services:
     rights: UserRightsService
     audit: AuditService
     tokens: TokenService
+    erasures: ErasureLog
     # Raises unless the databases answer and the keys are usable (for /readyz).
     check_ready: Callable[[], None]

@@ -113,12 +113,23 @@ class KeyService:
             assert started is not None
         return started
 
-    def final_at(self) -> datetime | None:
-        """When a data key destroyed now is gone from every copy: when the current epoch is
-        retired by the schedule. None when rotation is off."""
+    def final_at(self, epoch: int | None = None) -> datetime | None:
+        """When a key destroyed during `epoch` (default: the current one) is gone from every
+        copy: when the schedule retires that epoch, at its end. None when rotation is off."""
         if not self._rotate_every:
             return None
-        return self.epoch_started() + self._rotate_every
+        current = self._keyring.provider.current_version()
+        if epoch is None or epoch == current:
+            return self.epoch_started() + self._rotate_every
+        started = self._keystore.epoch_started(epoch)
+        return started + self._rotate_every if started is not None else None
+
+    def current_epoch(self) -> int:
+        return self._keyring.provider.current_version()
+
+    def retired_through(self, epoch: int) -> bool:
+        """Is every epoch up to `epoch` destroyed? (Then nothing wrapped under one opens.)"""
+        return all(version > epoch for version in self._keyring.provider.versions())
 
     def maintain(self, now: datetime | None = None) -> bool:
         """Rotate and retire if the current epoch is due; reclaim deleted keys' space.

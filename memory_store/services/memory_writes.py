@@ -18,7 +18,7 @@ from memory_store.errors import (
 from memory_store.keys.envelope import new_item_key
 from memory_store.keys.payload import seal_payload
 from memory_store.policy import AccessRequest, Action, refuse_secrets
-from memory_store.schemas import MemoryCreate, MemoryPublic, MemoryUpdate
+from memory_store.schemas import Erasure, MemoryCreate, MemoryPublic, MemoryUpdate
 from memory_store.services.memory_access import (
     MemoryAccess,
     earlier_binding,
@@ -199,28 +199,30 @@ class MemoryWrites(MemoryAccess):
             raise PreconditionFailed("The memory changed meanwhile: read it again")
         return public(replacement, content, source)
 
-    def delete_own(self, principal: Principal, memory_id: str) -> None:
-        """Forget one memory: its row and its history are deleted for good."""
+    def delete_own(self, principal: Principal, memory_id: str) -> Erasure:
+        """Forget one memory: its item keys are destroyed, its row and its history deleted."""
         user_id = principal.user_id or ""
         request = AccessRequest(principal, Action.memory_delete, user_id, SELF_SERVICE)
-        self._forget_one(request, memory_id)
+        return self._forget_one(request, memory_id)
 
     def forget_for_purpose(
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
-    ) -> None:
-        """The assistant forgets one memory on the user's behalf: row and history go."""
+    ) -> Erasure:
+        """The assistant forgets one memory on the user's behalf: keys, row and history go."""
         self._catalogue.purpose(purpose)
         request = AccessRequest(principal, Action.memory_delete, user_id, purpose)
-        self._forget_one(request, memory_id)
+        return self._forget_one(request, memory_id)
 
-    def _forget_one(self, request: AccessRequest, memory_id: str) -> None:
+    def _forget_one(self, request: AccessRequest, memory_id: str) -> Erasure:
         action = AuditAction.memory_delete
         row = self._one(request, action, memory_id, utc_now())
         self._record_change(request, action, [row.id])
         self._shred(request.subject_user_id, [row.id])
+        return self._erasures.record("memory", 1)
 
-    def delete_category_own(self, principal: Principal, category: str) -> int:
-        """Forget every memory of one category (and their history). Returns how many."""
+    def delete_category_own(self, principal: Principal, category: str) -> tuple[int, Erasure]:
+        """Forget every memory of one category (and their history). Returns how many, and
+        the erasure's status."""
         action = AuditAction.memory_delete
         self._catalogue.category(category)
         user_id = principal.user_id or ""
@@ -228,7 +230,8 @@ class MemoryWrites(MemoryAccess):
         self._guard.check(request, action)
         ids = self._memories.ids_in_category(user_id, category)
         self._record_change(request, action, ids)
-        return self._shred(user_id, ids)
+        deleted = self._shred(user_id, ids)
+        return deleted, self._erasures.record("category", deleted)
 
     def _shred(self, user_id: str, memory_ids: list[str]) -> int:
         """Forget memories: their item keys first (with the user's key re-issued), then their

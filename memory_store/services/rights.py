@@ -4,9 +4,6 @@ forget it all (Art. 17). Forgetting is crypto-shredding first: the data key goes
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
 from memory_store.keys.keyring import DataKeyring
@@ -21,6 +18,7 @@ from memory_store.schemas import (
 )
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
+from memory_store.services.erasures import ErasureLog
 from memory_store.services.guard import Guard
 from memory_store.services.memories import MemoryService
 from memory_store.storage.eraser import Eraser
@@ -39,11 +37,10 @@ class UserRightsService:
         policy: Policy,
         auditor: Auditor,
         eraser: Eraser,
-        *,
-        final_at: Callable[[], datetime | None] = lambda: None,
+        erasures: ErasureLog,
     ) -> None:
         self._eraser = eraser
-        self._final_at = final_at
+        self._erasures = erasures
         self._memories = memories
         self._consents = consents
         self._audit = audit
@@ -115,6 +112,7 @@ class UserRightsService:
         if not complete:
             self._eraser.wake()
         self._policy.clear_cache()
+        erasure = self._erasures.record("everything", counts.memories)
         _log.info("user_forgotten", audit_seq=record.seq)
         return ErasureReceipt(
             user_id=user_id,
@@ -126,7 +124,8 @@ class UserRightsService:
             settings=counts.settings,
             tokens=counts.tokens,
             data_key_destroyed=destroyed,
-            final_at=self._final_at(),
+            final_at=erasure.final_at,
+            erasure_id=erasure.id,
             rows_deleted=complete,
             audit_seq=record.seq,
         )

@@ -34,6 +34,17 @@ class StoredItemKey:
     wrapped: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoredErasure:
+    """A forget answered: no user, no memory, only when, how many and the epoch of the day."""
+
+    id: str
+    kind: str
+    items: int
+    kek_version: int
+    requested_at: datetime
+
+
 class StaleIssue(Exception):
     """The user's data key is no longer the one the caller holds: re-issued or destroyed
     meanwhile. Nothing was changed; read the key again."""
@@ -260,6 +271,32 @@ class KeyStore:
         row = cursor.fetchone()
         if row is None or (row[0], int(row[1])) != (key_id, issue):
             raise StaleIssue
+
+    # -- erasures -------------------------------------------------------------------------------
+
+    def record_erasure(self, erasure: StoredErasure) -> None:
+        self._raw.execute(
+            "INSERT INTO erasures (id, kind, items, kek_version, requested_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                erasure.id,
+                erasure.kind,
+                erasure.items,
+                erasure.kek_version,
+                self._raw.time(erasure.requested_at),
+            ),
+        )
+
+    def erasure(self, erasure_id: str) -> StoredErasure | None:
+        row = self._raw.one(
+            "SELECT id, kind, items, kek_version, requested_at FROM erasures WHERE id = ?",
+            (erasure_id,),
+        )
+        if row is None:
+            return None
+        return StoredErasure(
+            str(row[0]), str(row[1]), int(row[2]), int(row[3]), self._raw.read_time(row[4])
+        )
 
     def counts_by_version(self) -> dict[int, int]:
         """How many keys each KEK version wraps."""

@@ -213,6 +213,19 @@ item_keys = Table(
     Column("wrapped", LargeBinary, nullable=False),
 )
 
+# Each forget the service answered, without saying whose or what: a receipt's id, how many
+# items, and the KEK epoch of the moment. Once every epoch up to it is destroyed, no copy of
+# what was forgotten opens: GET /v1/erasures/{id} says whether that time has come.
+erasures = Table(
+    "erasures",
+    keystore_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+)
+
 # When each KEK version (an epoch) was made: the rotation schedule counts from it.
 kek_epochs = Table(
     "kek_epochs",

@@ -78,6 +78,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/audit/checkpoints"): COMPLIANCE_ONLY,
     ("GET", "/v1/audit/public-key"): COMPLIANCE_ONLY,
     ("GET", "/v1/audit/export"): COMPLIANCE_ONLY,
+    # An erasure's status: its unguessable id is the capability (it names no one).
+    ("GET", "/v1/erasures/{erasure_id}"): OPEN,
 }
 
 # A valid request for each route: query parameters and body. Path parameters are filled in
@@ -139,7 +141,11 @@ def test_route_answers_each_caller_as_expected(route: tuple[str, str], tmp_path:
                 memory = write_memory(client, tokens["assistant"], user_id="alice")
                 method, template = route
                 path = template.format(
-                    user_id="alice", memory_id=memory["id"], purpose=PURPOSE, category="work"
+                    user_id="alice",
+                    memory_id=memory["id"],
+                    purpose=PURPOSE,
+                    category="work",
+                    erasure_id=runtime.erasures.record("memory", 1).id,
                 )
                 headers = bearer(tokens[caller]) if caller in tokens else {}
                 response = client.request(method, path, headers=headers, **REQUESTS.get(route, {}))

@@ -192,7 +192,16 @@ def test_deleting_a_category_removes_exactly_that_category(
     response = client.delete(
         "/v1/me/memories", params={"category": "work"}, headers=bearer(alice_token)
     )
-    assert response.json() == {"category": "work", "deleted": 2}
+    answer = response.json()
+    assert (answer["category"], answer["deleted"]) == ("work", 2)
+    status = client.get(f"/v1/erasures/{answer['erasure_id']}")  # no token needed
+    assert status.status_code == 200, status.text
+    assert {k: status.json()[k] for k in ("kind", "items", "final")} == {
+        "kind": "category",
+        "items": 2,
+        "final": False,
+    }
+    assert "alice" not in status.text
     assert [m["id"] for m in my(client, alice_token, "/memories").json()["items"]] == [hobby["id"]]
     assert rows(runtime, "memories", "bob") == 1
 

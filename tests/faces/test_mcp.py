@@ -78,7 +78,8 @@ def test_an_mcp_client_lists_tools_remembers_recalls_lists_and_forgets(tmp_path:
         "prefers a window seat",
         "vegetarian",
     }
-    assert seen["forget"] == {"forgotten": seen["kept"]["id"]}
+    assert seen["forget"]["forgotten"] == seen["kept"]["id"]
+    assert seen["forget"]["erasure_id"].startswith("er_")
     assert [m["content"] for m in seen["after"]["memories"]] == ["vegetarian"]
     assert seen["refused"][0] is True and "consent-required" in seen["refused"][1]
     assert seen["secret"][0] is True and "secret-refused" in seen["secret"][1]

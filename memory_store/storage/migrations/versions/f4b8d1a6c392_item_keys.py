@@ -1,4 +1,5 @@
-"""item keys: each memory version's own key, and the issue of each user's data key
+"""item keys: each memory version's own key, the issue of each user's data key, and the
+erasures answered (for their status)
 
 Revision ID: f4b8d1a6c392
 Revises: d3a9c5e7b214
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from memory_store.storage.engines import UTCDateTime
 
 revision: str = "f4b8d1a6c392"
 down_revision: str | None = "d3a9c5e7b214"
@@ -31,9 +34,19 @@ def upgrade() -> None:
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "memory_id", "item_id"),
     )
+    op.create_table(
+        "erasures",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("items", sa.Integer(), nullable=False),
+        sa.Column("kek_version", sa.Integer(), nullable=False),
+        sa.Column("requested_at", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("erasures")
     op.drop_table("item_keys")
     with op.batch_alter_table("data_keys", schema=None) as batch_op:
         batch_op.drop_column("issue")
