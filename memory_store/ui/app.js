@@ -708,14 +708,22 @@
       return;
     }
     try {
-      await api('DELETE', `/v1/me/memories/${encodeURIComponent(memory.id)}`);
+      const erasure = await api('DELETE', `/v1/me/memories/${encodeURIComponent(memory.id)}`, {
+        headers: { Prefer: 'return=representation' },
+      });
       state.memories = state.memories.filter((m) => m.id !== memory.id);
       renderMemories();
       $('memories-title').focus();
-      setStatus('The memory is forgotten.');
+      setStatus(`The memory is forgotten.${finalSentence(erasure)}`);
     } catch (error) {
       report(error, 'The memory was not forgotten');
     }
+  }
+
+  // When copies made before the forget (backups, database logs) stop opening too.
+  function finalSentence(erasure) {
+    if (!erasure || !erasure.final_at) return '';
+    return ` Copies in backups can no longer be opened after ${dateTimeFormat.format(new Date(erasure.final_at))}.`;
   }
 
   async function onForgetCategory(category) {
@@ -736,7 +744,7 @@
       const result = await api('DELETE', `/v1/me/memories${query({ category })}`);
       await loadMemories();
       $('memories-title').focus();
-      setStatus(`Forgot ${plural(result.deleted, 'memory', 'memories')} in ${name}.`);
+      setStatus(`Forgot ${plural(result.deleted, 'memory', 'memories')} in ${name}.${finalSentence(result)}`);
     } catch (error) {
       report(error, `${name} was not forgotten`);
     }
@@ -998,6 +1006,10 @@
       [
         'No copy opens after',
         receipt.final_at ? timeElement(receipt.final_at) : 'when the operator next rotates keys',
+      ],
+      [
+        'Erasure status',
+        el('a', { text: receipt.erasure_id, attrs: { href: `/v1/erasures/${encodeURIComponent(receipt.erasure_id)}` } }),
       ],
       ['Audit record', `#${receipt.audit_seq}`],
     ];
