@@ -7,7 +7,7 @@ import os
 import platform
 import time
 
-from benchmarks import bench_audit, bench_http, bench_inprocess, bench_policy
+from benchmarks import bench_audit, bench_http, bench_inprocess, bench_keys, bench_policy
 from benchmarks.common import print_table
 from memory_store.logging import configure_logging
 
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "policy": bench_policy,
     "audit": bench_audit,
     "inprocess": bench_inprocess,
+    "keys": bench_keys,
     "http": bench_http,
 }
 

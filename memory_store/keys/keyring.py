@@ -18,7 +18,7 @@ import functools
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -218,19 +218,37 @@ class DataKeyring:
         """Store new item keys wrapped under the user's key, committed before this returns
         (their memories may be stored only then). KeysUnavailable when the user's key was
         destroyed meanwhile (they were forgotten while this was written)."""
-        for _ in range(_RETRIES):
+        self.begin_storing_item_keys(user, items)()
+
+    def begin_storing_item_keys(
+        self, user: UserKey, items: Sequence[ItemKey]
+    ) -> Callable[[], None]:
+        """`store_item_keys` in two halves: this queues the commit and returns the wait for
+        it, so the caller can do other work (record the write) while it commits."""
+
+        def start(user: UserKey) -> Callable[[], None]:
             wrapped = [
                 StoredItemKey(i.memory_id, i.item_id, i.version, wrap_item(user, i)) for i in items
             ]
-            try:
-                self._store.insert_items(user.user_id, user.key_id, user.issue, wrapped)
-                return
-            except StaleIssue:  # re-issued meanwhile: wrap under the new issue
-                fresh = self.key_for_read(user.user_id)
-                if fresh is None or fresh.key_id != user.key_id:
-                    break
-                user = fresh
-        raise KeysUnavailable("This user's data key changed while the memory was stored")
+            return self._store.insert_items(user.user_id, user.key_id, user.issue, wrapped)
+
+        first = start(user)
+
+        def wait() -> None:
+            pending, current = first, user
+            for _ in range(_RETRIES):
+                try:
+                    pending()
+                    return
+                except StaleIssue:  # re-issued meanwhile: wrap under the new issue
+                    fresh = self.key_for_read(current.user_id)
+                    if fresh is None or fresh.key_id != current.key_id:
+                        break
+                    current = fresh
+                    pending = start(current)
+            raise KeysUnavailable("This user's data key changed while the memory was stored")
+
+        return wait
 
     def drop_item_key(self, item: ItemKey) -> None:
         """Delete the item key of a version that was not stored after all."""

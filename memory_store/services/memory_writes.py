@@ -86,7 +86,9 @@ class MemoryWrites(MemoryAccess):
             unsealed,
             ciphertext=seal_payload(item, memory_binding(unsealed), body.content, body.source),
         )
-        # Audited before it is stored: nothing changes without its record.
+        # The item key commits while the write is recorded: both before the memory is
+        # stored, so that nothing changes without its record and a memory stored opens.
+        item_key_stored = self._keyring.begin_storing_item_keys(key, [item])
         self._auditor.record(
             principal,
             action,
@@ -96,8 +98,7 @@ class MemoryWrites(MemoryAccess):
             purpose=purpose,
             result_count=1,
         )
-        # The item key is committed first: a memory stored is a memory that opens.
-        self._keyring.store_item_keys(key, [item])
+        item_key_stored()
         # A failed commit leaves the item key behind (the write may yet have committed): it
         # opens nothing but that memory, and goes when its user is forgotten.
         if not self._memories.insert(row, max_per_user=self._max_memories):

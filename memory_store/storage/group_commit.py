@@ -95,12 +95,21 @@ class GroupWriter(Generic[Item, Result]):
 
     def submit(self, item: Item) -> Result:
         """Queue `item` for the next group transaction; its result once committed."""
+        return self.wait(self.enqueue(item))
+
+    def enqueue(self, item: Item) -> Future[Result]:
+        """Queue `item` for the next group transaction, without waiting: `wait` on the
+        future for its result (so a caller can do other work while it commits)."""
         if self._closed:
             raise self.failure("the writer is closed")
         pending: Pending[Item, Result] = Pending(item, Future())
         self._queue.put(pending)
+        return pending.done
+
+    def wait(self, done: Future[Result]) -> Result:
+        """The result of an enqueued item, once its transaction is committed."""
         try:
-            return pending.done.result(timeout=self._wait_seconds)
+            return done.result(timeout=self._wait_seconds)
         except TimeoutError:
             raise self.failure("the write timed out waiting for its commit") from None
 

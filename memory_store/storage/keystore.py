@@ -184,9 +184,10 @@ class KeyStore:
         key_id: str,
         issue: int,
         items: Sequence[StoredItemKey],
-    ) -> None:
-        """Store item keys wrapped under issue `issue` of the user's key `key_id`; StaleIssue,
-        nothing stored, when the user's key was re-issued or destroyed meanwhile."""
+    ) -> Callable[[], None]:
+        """Start storing item keys wrapped under issue `issue` of the user's key `key_id`, in
+        one transaction. Returns the wait for its commit, which raises StaleIssue (nothing
+        stored) when the user's key was re-issued or destroyed meanwhile."""
         raw = self._raw
         insert = raw.sql(
             "INSERT INTO item_keys (user_id, memory_id, item_id, version, key_id, wrapped) "
@@ -198,14 +199,23 @@ class KeyStore:
             self._hold(cursor, user_id, key_id, issue, share=True)
             cursor.executemany(insert, rows)
 
-        if self._writer is not None:
+        writer = self._writer
+        if writer is None:
+            with raw.transaction() as cursor:
+                job(cursor)
+            return lambda: None
+        try:
+            done = writer.enqueue(job)
+        except WriteFailed as failed:
+            raise StorageUnavailable() from failed
+
+        def wait() -> None:
             try:
-                self._writer.run(job)
+                writer.wait(done)
             except WriteFailed as failed:
                 raise StorageUnavailable() from failed
-            return
-        with raw.transaction() as cursor:
-            job(cursor)
+
+        return wait
 
     def delete_item(self, user_id: str, memory_id: str, item_id: str) -> None:
         """Drop one item key whose memory version was never stored (a refused write)."""
