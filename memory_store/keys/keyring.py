@@ -31,6 +31,7 @@ from memory_store.keys.envelope import (
     WrappedKey,
     item_id_of,
     new_data_key,
+    rewrap_item,
     unwrap_item,
     wrap_item,
 )
@@ -52,10 +53,10 @@ def _rewrap(items: list[StoredItemKey], old: UserKey, new: UserKey) -> list[Stor
     moved = []
     for item in items:
         try:
-            key = unwrap_item(old, item.memory_id, item.version, item.item_id, item.wrapped)
+            wrapped = rewrap_item(old, new, item.memory_id, item.version, item.wrapped)
         except DecryptionError:
             continue
-        moved.append(StoredItemKey(key.memory_id, key.item_id, key.version, wrap_item(new, key)))
+        moved.append(StoredItemKey(item.memory_id, item.item_id, item.version, wrapped))
     return moved
 
 
@@ -265,7 +266,10 @@ class DataKeyring:
             stored = self._store.get(user_id)
             if stored is None:
                 return 0
-            old = self._unwrap(stored)
+            try:
+                old = self._unwrap(stored)
+            except DecryptionError:
+                raise KeysUnavailable("This user's data key cannot be opened") from None
             new = UserKey(user_id, stored.key_id, secrets.token_bytes(KEY_BYTES), stored.issue + 1)
             wrapped = self._provider.wrap(new.secret, user_id)
             replacement = StoredKey(

@@ -9,6 +9,7 @@ import threading
 
 from memory_store.clock import utc_now
 from memory_store.domain import ALL_CATEGORIES, RETENTION, SWEEPER, AuditAction, Principal
+from memory_store.errors import KeysUnavailable
 from memory_store.keys.keyring import DataKeyring
 from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Action, Policy
@@ -49,9 +50,15 @@ class RetentionSweeper:
             owners: dict[str, list[str]] = {}
             for user_id, memory_id in batch:
                 owners.setdefault(user_id, []).append(memory_id)
+            expired = []
             for user_id, memory_ids in owners.items():
-                self._keyring.forget_items(user_id, memory_ids)
-            deleted = self._memories.delete_expired([m for _, m in batch], now=now)
+                try:
+                    self._keyring.forget_items(user_id, memory_ids)
+                except KeysUnavailable:  # their rows stay (invisible) until their key opens
+                    _log.error("retention_keys_unavailable", memories=len(memory_ids))
+                    continue
+                expired += memory_ids
+            deleted = self._memories.delete_expired(expired, now=now)
             if not deleted:  # changed under us (another sweeper): the next sweep goes on
                 break
             purged += deleted

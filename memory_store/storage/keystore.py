@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from memory_store.errors import StorageUnavailable
 from memory_store.storage.engines import truncate_wal
@@ -24,9 +24,9 @@ class StoredKey:
     issue: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class StoredItemKey:
-    """One memory version's item key, as stored: wrapped by its user's data key."""
+class StoredItemKey(NamedTuple):
+    """One memory version's item key, as stored: wrapped by its user's data key. (A tuple: a
+    re-issue makes one per item key the user holds, 10,000 at the quota.)"""
 
     memory_id: str
     item_id: str
@@ -79,7 +79,7 @@ def _stored(row: Sequence[Any]) -> StoredKey:
 
 
 def _item(row: Sequence[Any]) -> StoredItemKey:
-    return StoredItemKey(str(row[0]), str(row[1]), int(row[2]), bytes(row[3]))
+    return StoredItemKey(row[0], row[1], row[2], bytes(row[3]))
 
 
 def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
@@ -266,6 +266,7 @@ class KeyStore:
                 ),
                 (new.kek_version, new.wrapped, new.issue, old.user_id, old.key_id),
             )
+        truncate_wal(raw.engine)  # the deleted keys and the old wrapping: out of the WAL too
         return deleted
 
     def _hold(self, cursor: Any, user_id: str, key_id: str, issue: int, *, share: bool) -> None:

@@ -196,7 +196,14 @@ def test_forgotten_memories_open_in_no_copy_and_a_restored_backup_serves_the_res
         found = copies_in(files_of(settings, pg_cluster), blobs)
         for blob in found:
             assert not opens_with_a_kek(runtime, blobs[blob], blob)
-        print(f"\n{len(found)} of {len(blobs)} old wrapped data keys found on disk; none opens")
+        old_items = {item["wrapped"]: item for item in forgotten_items}
+        found_items = copies_in(files_of(settings, pg_cluster), old_items)
+        for blob in found_items:
+            assert not item_opens_with(living, old_items[blob])
+        print(
+            f"\non disk: {len(found)} of {len(blobs)} old wrapped data keys, "
+            f"{len(found_items)} of {len(old_items)} forgotten item keys; none opens"
+        )
     finally:
         runtime.close()
 

@@ -161,3 +161,22 @@ def test_the_keyring_hands_out_no_item_key_for_a_ciphertext_of_another_format(
     keyring: DataKeyring = runtime.keyring
     user = UserKey("alice", "k", b"\x00" * 32)
     assert keyring.item_keys(user, []).get("mem_x", 1, b"\x02" + b"\x00" * 40) is None
+
+
+def test_a_purge_skips_a_user_whose_key_will_not_open_and_purges_everyone_else(
+    runtime: Runtime,
+) -> None:
+    remember(runtime, "alice", "short-lived", days=1)
+    remember(runtime, "bob", "bob's, short-lived", days=1)
+    with runtime.keystore_engine.begin() as conn:  # bob's wrapped key, damaged on disk
+        conn.execute(
+            text("UPDATE data_keys SET wrapped = :w WHERE user_id = 'bob'"), {"w": b"x" * 60}
+        )
+    runtime.keyring._forget_cached("bob")  # type: ignore[attr-defined]
+    with freeze_time(utc_now() + timedelta(days=2)):
+        assert runtime.sweeper.sweep() == 1  # alice's; bob's stays, invisible, for later
+    with runtime.engine.connect() as conn:
+        left = conn.execute(text("SELECT user_id FROM memories")).scalars().all()
+    assert left == ["bob"]
+    with pytest.raises(KeysUnavailable):
+        runtime.keyring.forget_items("bob", ["mem_x"])
