@@ -9,6 +9,7 @@ import re
 import secrets
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from uvicorn.supervisors import Multiprocess
 
 from audit import Checkpoint
 from memory_store.app import create_app
+from memory_store.clock import utc_now
 from memory_store.config import MAX_WORKERS, Settings
 from memory_store.domain import OPERATIONS, OPERATOR, Role
 from memory_store.errors import KeyProviderError, Problem
@@ -27,7 +29,7 @@ from memory_store.keys.envelope import CONTENT_FORMAT
 from memory_store.logging import configure_logging
 from memory_store.mcp_server import build_server
 from memory_store.runtime import Runtime, open_engines, open_runtime
-from memory_store.schemas import USER_ID_PATTERN
+from memory_store.schemas import USER_ID_PATTERN, USER_ID_RULE
 from memory_store.storage import migrate
 from memory_store.storage.memories import LegacyCiphertexts
 from memory_store.storage.rawdb import RawDB
@@ -35,8 +37,22 @@ from memory_store.storage.rawdb import RawDB
 
 def _user_id(value: str) -> str:
     if not re.fullmatch(USER_ID_PATTERN, value):
-        raise argparse.ArgumentTypeError("user ids are 1-128 characters of [A-Za-z0-9._@-]")
+        raise argparse.ArgumentTypeError(f"user ids are {USER_ID_RULE}")
     return value
+
+
+_DURATION = re.compile(r"(\d{1,6})([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str) -> timedelta:
+    """A lifetime such as 90d, 12h, 30m or 3600s."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number and a unit, like 90d, 12h, 30m or 3600s; got {value!r}"
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _workers(value: str) -> int:
@@ -75,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     create.add_argument("--name", help="a label for whom the token is for")
     create.add_argument("--user", type=_user_id, help="the user id a user token is bound to")
+    create.add_argument(
+        "--expires-in",
+        type=_duration,
+        metavar="DURATION",
+        help="refuse the token after this long (90d, 12h, 30m, 3600s); default: until revoked",
+    )
     token_commands.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = token_commands.add_parser("revoke", help="revoke a token at once")
     revoke.add_argument("token_id", help="the token's id (tok_...), from `tokens list`")
@@ -170,19 +192,33 @@ def _tokens(runtime: Runtime, args: argparse.Namespace) -> int:
     if args.action == "create":
         role = Role(args.role)
         name = args.name or (args.user if role is Role.user else role.value)
-        issued = runtime.tokens.issue(role=role, name=name, user_id=args.user)
+        issued = runtime.tokens.issue(
+            role=role, name=name, user_id=args.user, expires_in=args.expires_in
+        )
         record = issued.record
         bound = f" for user {record.user_id}" if record.user_id else ""
-        print(f"created {record.id}: role {record.role}{bound}, name {record.name!r}")
+        until = f", expires {record.expires_at:%Y-%m-%d %H:%M:%S} UTC" if record.expires_at else ""
+        print(f"created {record.id}: role {record.role}{bound}, name {record.name!r}{until}")
         print("the token is shown once; keep it secret:")
         print(issued.token)
     elif args.action == "list":
-        print(f"{'id':<21} {'role':<10} {'user':<20} {'prefix':<13} {'created':<20} status")
+        now = utc_now()
+        print(
+            f"{'id':<21} {'role':<10} {'user':<20} {'name':<20} {'prefix':<13} "
+            f"{'created':<19} {'expires':<19} status"
+        )
         for token in runtime.tokens.list():
-            status = "revoked" if token.revoked_at else "active"
+            expires = f"{token.expires_at:%Y-%m-%d %H:%M:%S}" if token.expires_at else "-"
+            if token.revoked_at:
+                status = "revoked"
+            elif token.expires_at is not None and token.expires_at <= now:
+                status = "expired"
+            else:
+                status = "active"
             print(
                 f"{token.id:<21} {token.role:<10} {token.user_id or '-':<20} "
-                f"{token.prefix:<13} {token.created_at:%Y-%m-%d %H:%M:%S} {status}"
+                f"{token.name[:20]:<20} {token.prefix:<13} "
+                f"{token.created_at:%Y-%m-%d %H:%M:%S} {expires:<19} {status}"
             )
     elif args.action == "revoke":
         if not runtime.tokens.revoke(args.token_id):

@@ -19,6 +19,7 @@ from memory_store.policy import Catalogue, Policy
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
+from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
@@ -41,6 +42,8 @@ from memory_store.trail.recorder import Auditor
 
 # What the audit pseudonyms of subjects with no data key are keyed by (trail/recorder.py).
 STRANGER_PSEUDONYMS = b"memory-store/stranger-pseudonym/1"
+# What the page cursors this service issues are signed with (services/cursors.py).
+CURSOR_SECRET = b"memory-store/cursor/1"
 
 # What opening the runtime does about the databases' schema: bring them to the current one
 # (the server's start, by default), create a brand-new store but leave an existing one as it
@@ -69,6 +72,7 @@ class Runtime:
     rights: UserRightsService
     keys: KeyService
     erasures: ErasureLog
+    cursors: Cursors
     eraser: Eraser
     memory_writer: GroupCommitter
     keystore_writer: GroupCommitter
@@ -206,6 +210,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     )
     keys.epoch_started()  # the schedule's clock starts with the store
     erasures = ErasureLog(keystore, keys)
+    cursors = Cursors(signing_key.derive_secret(CURSOR_SECRET))
     memories = MemoryService(
         memory_repository,
         consent_repository,
@@ -214,10 +219,11 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         catalogue,
         auditor,
         erasures,
+        cursors,
         max_memories_per_user=settings.max_memories_per_user,
     )
-    consents = ConsentService(consent_repository, policy, catalogue, auditor)
-    audit = AuditService(audit_store, signing_key, policy, auditor, token_repository)
+    consents = ConsentService(consent_repository, policy, catalogue, auditor, cursors)
+    audit = AuditService(audit_store, signing_key, policy, auditor, token_repository, cursors)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -240,6 +246,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         ),
         keys=keys,
         erasures=erasures,
+        cursors=cursors,
         eraser=eraser,
         memory_writer=memory_writer,
         keystore_writer=keystore_writer,

@@ -15,7 +15,12 @@ from pydantic import (
     model_validator,
 )
 
-USER_ID_PATTERN = r"^[A-Za-z0-9._@-]{1,128}$"
+# User ids: lower case, so that "Alice" and "alice" can never be two people; a letter or digit
+# first, so that "." and ".." (and ids that read as hidden or relative paths) cannot be one.
+USER_ID_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,127}$"
+USER_ID_RULE = (
+    "1-128 characters of lower-case a-z, digits and . _ @ -, starting with a letter or digit"
+)
 MAX_CONTENT_CHARS = 4096
 
 

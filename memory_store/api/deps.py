@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from memory_store.api.limits import Limits
 from memory_store.domain import Principal, Role
 from memory_store.errors import Unauthenticated
-from memory_store.schemas import USER_ID_PATTERN
+from memory_store.schemas import USER_ID_PATTERN, USER_ID_RULE
 from memory_store.services.container import Services
 from memory_store.services.memories import ListQuery
 
@@ -83,7 +83,7 @@ def get_principal(
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserIdPath = Annotated[
-    str, Path(pattern=USER_ID_PATTERN, description="1-128 characters of [A-Za-z0-9._@-].")
+    str, Path(pattern=USER_ID_PATTERN, description=f"A user id: {USER_ID_RULE}.")
 ]
 MemoryIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 PurposeQuery = Annotated[

@@ -18,7 +18,7 @@ from memory_store.domain import (
 )
 from memory_store.policy import AccessRequest, Action, Policy
 from memory_store.schemas import AccessLogEntry
-from memory_store.services.cursors import decode_int_cursor, encode_cursor
+from memory_store.services.cursors import Cursors
 from memory_store.services.guard import Guard
 from memory_store.storage.audit_trail import AuditTrailStore
 from memory_store.storage.tokens import TokenRepository
@@ -40,7 +40,9 @@ class AuditService:
         policy: Policy,
         auditor: Auditor,
         tokens: TokenRepository,
+        cursors: Cursors,
     ) -> None:
+        self._cursors = cursors
         self._store = store
         self._signing_key = signing_key
         self._auditor = auditor
@@ -64,7 +66,7 @@ class AuditService:
         the server: their key's while they have one, and a stranger's (from before it). The
         records of a forgotten user's key link to no one any more."""
         self._check(principal, Action.audit_read, COMPLIANCE, "")
-        before = _cursor_seq(cursor)
+        before = self._cursors.decode_int(cursor, "s") if cursor is not None else None
         if user_id is not None:
             query = replace(query, subjects=self._auditor.subjects_of(user_id))
         records = self._store.page(query, limit=limit + 1, before_seq=before)
@@ -73,7 +75,9 @@ class AuditService:
             principal, AuditAction.audit_read, purpose=COMPLIANCE, result_count=len(items)
         )
         more = len(records) > limit
-        return EventPage(items=items, next_cursor=_seq_cursor(items[-1].seq) if more else None)
+        return EventPage(
+            items=items, next_cursor=self._cursors.encode({"s": items[-1].seq}) if more else None
+        )
 
     def checkpoints(self, principal: Principal) -> list[Checkpoint]:
         self._check(principal, Action.audit_read, COMPLIANCE, "")
@@ -110,7 +114,7 @@ class AuditService:
         they were allowed."""
         user_id = principal.user_id or ""
         self._check(principal, Action.access_log_read, SELF_SERVICE, user_id)
-        before = _cursor_seq(cursor)
+        before = self._cursors.decode_int(cursor, "s") if cursor is not None else None
         subjects = self._auditor.subjects_of(user_id)
         records = self._store.page(
             AuditQuery(subjects=subjects, actions=READ_ACTIONS), limit=limit + 1, before_seq=before
@@ -132,12 +136,4 @@ class AuditService:
             for record in items
         ]
         more = len(records) > limit
-        return entries, _seq_cursor(items[-1].seq) if more else None
-
-
-def _seq_cursor(seq: int) -> str:
-    return encode_cursor({"s": seq})
-
-
-def _cursor_seq(cursor: str | None) -> int | None:
-    return decode_int_cursor(cursor, "s") if cursor is not None else None
+        return entries, self._cursors.encode({"s": items[-1].seq}) if more else None

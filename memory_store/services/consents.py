@@ -19,7 +19,7 @@ from memory_store.schemas import (
     ConsentState,
     SettingsPublic,
 )
-from memory_store.services.cursors import decode_int_cursor, encode_cursor
+from memory_store.services.cursors import Cursors
 from memory_store.services.guard import Guard
 from memory_store.storage.consents import ConsentEventRow, ConsentRepository
 from memory_store.trail.recorder import Auditor
@@ -34,8 +34,10 @@ class ConsentService:
         policy: Policy,
         catalogue: Catalogue,
         auditor: Auditor,
+        cursors: Cursors,
     ) -> None:
         self._consents = consents
+        self._cursors = cursors
         self._policy = policy
         self._catalogue = catalogue
         self._auditor = auditor
@@ -108,13 +110,13 @@ class ConsentService:
         self, principal: Principal, *, limit: int, cursor: str | None
     ) -> ConsentHistoryPage:
         user_id = self._check(principal, Action.consent_read)
-        before = decode_int_cursor(cursor, "v") if cursor is not None else None
+        before = self._cursors.decode_int(cursor, "v") if cursor is not None else None
         events = self._consents.history(user_id, limit=limit + 1, before_version=before)
         items = [_change(event) for event in events[:limit]]
         more = len(events) > limit
         return ConsentHistoryPage(
             items=items,
-            next_cursor=encode_cursor({"v": items[-1].version}) if more and items else None,
+            next_cursor=self._cursors.encode({"v": items[-1].version}) if more and items else None,
         )
 
     def settings(self, principal: Principal) -> SettingsPublic:

@@ -16,6 +16,7 @@ from memory_store.keys.payload import Binding, open_payload
 from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Catalogue, Policy
 from memory_store.schemas import MemoryPublic, MemoryVersionPublic
+from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
 from memory_store.services.guard import Guard
 from memory_store.storage.consents import ConsentRepository
@@ -39,11 +40,13 @@ class MemoryAccess:
         catalogue: Catalogue,
         auditor: Auditor,
         erasures: ErasureLog,
+        cursors: Cursors,
         *,
         max_memories_per_user: int = 10_000,
     ) -> None:
         self._max_memories = max_memories_per_user
         self._erasures = erasures
+        self._cursors = cursors
         self._memories = memories
         self._consents = consents
         self._keyring = keyring

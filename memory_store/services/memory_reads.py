@@ -20,7 +20,7 @@ from memory_store.schemas import (
     MemoryPublic,
     MemoryVersionPublic,
 )
-from memory_store.services.cursors import decode_cursor, encode_cursor
+from memory_store.services.cursors import Cursors
 from memory_store.services.memory_access import (
     MemoryAccess,
     open_row,
@@ -42,12 +42,12 @@ class ListQuery:
     cursor: str | None = None
 
 
-def _position_cursor(position: Position) -> str:
-    return encode_cursor({"t": position.created_at.isoformat(), "i": position.memory_id})
+def _position_cursor(cursors: Cursors, position: Position) -> str:
+    return cursors.encode({"t": position.created_at.isoformat(), "i": position.memory_id})
 
 
-def _cursor_position(cursor: str) -> Position:
-    document = decode_cursor(cursor)
+def _cursor_position(cursors: Cursors, cursor: str) -> Position:
+    document = cursors.decode(cursor)
     try:
         created_at = datetime.fromisoformat(document["t"])
         memory_id = document["i"]
@@ -191,7 +191,7 @@ class MemoryReads(MemoryAccess):
     ) -> MemoryPage:
         if query.category is not None:
             self._catalogue.category(query.category)
-        after = _cursor_position(query.cursor) if query.cursor else None
+        after = _cursor_position(self._cursors, query.cursor) if query.cursor else None
         action = AuditAction.memory_search if query.q else AuditAction.memory_list
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         self._gate_role(request, action)
@@ -225,7 +225,7 @@ class MemoryReads(MemoryAccess):
         else:  # nothing the purpose may use: an empty answer, still on the record
             items = self._disclose(request, action, [])
         next_cursor = (
-            _position_cursor(Position(items[-1].created_at, items[-1].id))
+            _position_cursor(self._cursors, Position(items[-1].created_at, items[-1].id))
             if more and items
             else None
         )

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from memory_store.clock import utc_now
 from memory_store.domain import OPERATOR, AuditAction, Principal, Role
@@ -48,11 +49,16 @@ class TokenService:
         role: Role,
         name: str,
         user_id: str | None = None,
+        expires_in: timedelta | None = None,
         actor: Principal = OPERATOR,
     ) -> IssuedToken:
+        """A new token, valid until revoked or, with `expires_in`, until that much later."""
         if (role is Role.user) != (user_id is not None):
             raise InvalidRequest("a user token needs --user; other roles must not have one")
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidRequest("a token's lifetime must be positive")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utc_now()
         record = TokenRow(
             id="tok_" + secrets.token_hex(8),
             token_hash=hash_token(token),
@@ -60,7 +66,8 @@ class TokenService:
             name=name,
             role=role.value,
             user_id=user_id,
-            created_at=utc_now(),
+            created_at=now,
+            expires_at=now + expires_in if expires_in is not None else None,
         )
         # A user token makes its user someone the service keeps something about: their data
         # key is made now, so that every record about them from here on, this one first, is
@@ -98,6 +105,8 @@ class TokenService:
             or not hmac.compare_digest(record.token_hash, digest)
         ):
             raise Unauthenticated("The token is unknown or revoked")
+        if record.expires_at is not None and record.expires_at <= utc_now():
+            raise Unauthenticated("The token has expired")
         return Principal(
             token_id=record.id, name=record.name, role=Role(record.role), user_id=record.user_id
         )

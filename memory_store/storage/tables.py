@@ -80,6 +80,8 @@ class ApiToken(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # None: until revoked. From this instant the token is refused (401), as if revoked.
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ConsentChoice(SQLModel, table=True):

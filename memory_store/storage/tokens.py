@@ -22,9 +22,10 @@ class TokenRow:
     user_id: str | None
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
-_COLUMNS = "id, token_hash, prefix, name, role, user_id, created_at, revoked_at"
+_COLUMNS = "id, token_hash, prefix, name, role, user_id, created_at, revoked_at, expires_at"
 
 
 class TokenRepository:
@@ -32,7 +33,7 @@ class TokenRepository:
         self._raw = raw
 
     def _token(self, row: Sequence[Any]) -> TokenRow:
-        token_id, token_hash, prefix, name, role, user_id, created_at, revoked_at = row
+        token_id, token_hash, prefix, name, role, user_id, created_at, revoked_at, expires = row
         read_time = self._raw.read_time
         return TokenRow(
             token_id,
@@ -43,12 +44,13 @@ class TokenRepository:
             user_id,
             read_time(created_at),
             read_time(revoked_at) if revoked_at is not None else None,
+            read_time(expires) if expires is not None else None,
         )
 
     def insert(self, token: TokenRow) -> None:
         time = self._raw.time
         self._raw.execute(
-            f"INSERT INTO api_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO api_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 token.id,
                 token.token_hash,
@@ -58,6 +60,7 @@ class TokenRepository:
                 token.user_id,
                 time(token.created_at),
                 time(token.revoked_at) if token.revoked_at is not None else None,
+                time(token.expires_at) if token.expires_at is not None else None,
             ),
         )
 

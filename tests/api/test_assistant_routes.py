@@ -238,7 +238,22 @@ def test_chunked_body_over_the_limit_is_413_whatever_content_length_said(
 
 
 @pytest.mark.parametrize(
-    "user_id", ["al ice", "a" * 129, "al/ice", "älice", "alice%00", "alice;drop"]
+    "user_id",
+    [
+        "al ice",
+        "a" * 129,
+        "al/ice",
+        "älice",
+        "alice%00",
+        "alice;drop",
+        "ALICE",  # user ids are lower case: "ALICE" is never a second "alice"
+        "Alice",
+        ".",  # must start with a letter or digit: never a path's "." or ".."
+        "..",
+        ".alice",
+        "-alice",
+        "@alice",
+    ],
 )
 def test_bad_user_ids_are_422(client: TestClient, assistant_token: str, user_id: str) -> None:
     response = client.get(
@@ -250,7 +265,9 @@ def test_bad_user_ids_are_422(client: TestClient, assistant_token: str, user_id:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-@pytest.mark.parametrize("user_id", ["a", "A" * 128, "alice.smith@example.com", "u-1_2"])
+@pytest.mark.parametrize(
+    "user_id", ["a", "a" * 128, "alice.smith@example.com", "u-1_2", "7alice", "a..b"]
+)
 def test_user_ids_of_the_allowed_alphabet_are_accepted(
     client: TestClient, assistant_token: str, user_id: str
 ) -> None:

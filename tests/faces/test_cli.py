@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 from fastapi.testclient import TestClient
+from freezegun import freeze_time
 
 from memory_store.app import create_app
 from memory_store.cli import main
@@ -148,14 +149,16 @@ def test_tokens_create_assistant_role_with_a_user_exits_2(
     assert "mst_" not in out
 
 
-@pytest.mark.parametrize("bad_user", ["al ice", "../etc", "", "x" * 129, "alice;drop"])
+@pytest.mark.parametrize(
+    "bad_user", ["al ice", "../etc", "", "x" * 129, "alice;drop", "..", "Alice"]
+)
 def test_tokens_create_refuses_a_malformed_user_id_in_argparse(
     data_dir: Path, capsys: pytest.CaptureFixture[str], bad_user: str
 ) -> None:
     with pytest.raises(SystemExit) as excinfo:
         main(["tokens", "create", "--role", "user", "--user", bad_user])
     assert excinfo.value.code == 2
-    assert "user ids are 1-128 characters" in capsys.readouterr().err
+    assert "user ids are 1-128 characters of lower-case" in capsys.readouterr().err
     assert not data_dir.exists(), "nothing is opened or created before the arguments parse"
 
 
@@ -170,7 +173,16 @@ def test_tokens_list_shows_ids_and_prefixes_but_never_a_whole_token(
     code, out, err = run(capsys, "tokens", "list")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split()[:4] == ["id", "role", "user", "prefix"]
+    assert lines[0].split() == [
+        "id",
+        "role",
+        "user",
+        "name",
+        "prefix",
+        "created",
+        "expires",
+        "status",
+    ]
     assert len(lines) == 1 + len(issued)
     for token_id, token in issued:
         row = next(line for line in lines if line.startswith(token_id))
@@ -179,6 +191,39 @@ def test_tokens_list_shows_ids_and_prefixes_but_never_a_whole_token(
         assert token[12:20] not in out, "nothing past the display prefix is shown"
         assert row.endswith("active")
     assert "alice" in next(line for line in lines if line.startswith(issued[1][0]))
+    assert "copilot" in next(line for line in lines if line.startswith(issued[0][0]))
+
+
+def test_a_token_created_with_expires_in_is_refused_from_then_on_and_listed_so(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with freeze_time("2026-12-01T12:00:00Z"):
+        token_id, token = create_token(capsys, "--role", "assistant", "--expires-in", "2h")
+        _, lasting = create_token(capsys, "--role", "assistant")
+        with TestClient(create_app(Settings())) as client:
+            url, params = "/v1/users/alice/memories", {"purpose": PURPOSE}
+            assert client.get(url, params=params, headers=bearer(token)).status_code == 200
+            with freeze_time("2026-12-01T13:59:59Z"):
+                assert client.get(url, params=params, headers=bearer(token)).status_code == 200
+            with freeze_time("2026-12-01T14:00:00Z"):
+                refused = client.get(url, params=params, headers=bearer(token))
+                assert_problem(refused, 401, "unauthenticated")
+                assert "expired" in refused.json()["detail"]
+                assert client.get(url, params=params, headers=bearer(lasting)).status_code == 200
+                _, listed, _ = run(capsys, "tokens", "list")
+    row = next(line for line in listed.splitlines() if line.startswith(token_id))
+    assert "2026-12-01 14:00:00" in row and row.endswith("expired")
+
+
+@pytest.mark.parametrize("bad", ["0d", "12", "h", "-3h", "2 weeks", "1000000d"])
+def test_tokens_create_refuses_a_malformed_lifetime(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["tokens", "create", "--role", "assistant", f"--expires-in={bad}"])
+    assert excinfo.value.code == 2
+    assert "like 90d, 12h, 30m or 3600s" in capsys.readouterr().err
+    assert not data_dir.exists()
 
 
 def test_tokens_revoke_makes_the_token_fail_on_the_very_next_request(
