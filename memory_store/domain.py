@@ -106,6 +106,8 @@ class AuditAction(StrEnum):
     token_revoke = "token.revoke"  # noqa: S105
     key_rotate = "key.rotate"
     key_retire = "key.retire"
+    # A refused request on a route with no action of its own (the route is the target).
+    request_refused = "request.refused"
 
 
 # What a user's access log shows: every attempt to read their memories.

@@ -21,6 +21,7 @@ class Problem(Exception):
         self.detail = detail or self.title
         self.extensions = extensions
         self.headers: dict[str, str] = {}
+        self.audited = False  # set once its refusal is on the audit trail
 
     @property
     def type_uri(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -43,6 +44,29 @@ def redact_secrets(
     return event_dict
 
 
+def summarize_exc_info(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An exception on a log line becomes its type and where it was raised, never its
+    message or the values in its frames: a driver's message can quote a row (a user id, a
+    ciphertext), a parser's the input it choked on. Whoever logs it (uvicorn's error logger
+    included), this is the only rendering."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is None or exc_info is False:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    exc_type, _value, tb = exc_info
+    if exc_type is None:
+        return event_dict
+    frames = traceback.extract_tb(tb)[-8:]
+    event_dict["error_type"] = exc_type.__name__
+    event_dict["where"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]
+    return event_dict
+
+
 def configure_logging(
     log_format: str = "json", level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -69,7 +93,7 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
+            summarize_exc_info,
             renderer,
         ],
     )

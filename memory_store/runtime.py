@@ -24,6 +24,7 @@ from memory_store.services.erasures import ErasureLog
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
 from memory_store.services.reencryption import Reencryption
+from memory_store.services.refusals import RefusalLog
 from memory_store.services.retention import RetentionSweeper
 from memory_store.services.rights import UserRightsService
 from memory_store.services.tokens import TokenService
@@ -87,6 +88,7 @@ class Runtime:
             audit=self.audit,
             tokens=self.tokens,
             erasures=self.erasures,
+            refusals=RefusalLog(self.auditor, self.catalogue),
             check_ready=self.ready,
         )
 

@@ -77,7 +77,9 @@ def test_the_request_id_of_a_response_is_on_its_log_line(
     response = client.get("/healthz", headers={"X-Request-ID": "trace-from-the-gateway-1"})
     assert response.headers["x-request-id"] == "trace-from-the-gateway-1"
     lines = parsed_lines(json_logs.getvalue())
-    assert any(line.get("request_id") == "trace-from-the-gateway-1" for line in lines)
+    (line,) = [line for line in lines if line.get("client_request_id")]
+    assert line["client_request_id"] == "trace-from-the-gateway-1"
+    assert str(line["request_id"]).startswith("req_")  # the service's own, beside it
 
 
 def test_a_malformed_incoming_request_id_is_replaced(client: TestClient) -> None:

@@ -77,6 +77,7 @@ def get_principal(
         services.tokens.refuse(problem)
         raise
     limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
+    request.state.principal = principal  # for the refusal's record, should the request fail
     return principal
 
 

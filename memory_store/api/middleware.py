@@ -63,14 +63,20 @@ class RequestContextMiddleware:
                 incoming = value
             elif lowered == b"content-length":
                 declared_length = value
-        request_id = (
-            incoming.decode("ascii")
-            if _REQUEST_ID.fullmatch(incoming)
-            else "req_" + secrets.token_hex(12)
-        )
+        # The service's own id goes on every log line and audit record. A client's id (kept
+        # when well formed) is echoed back and logged beside it; the trail gets it only as a
+        # keyed hash (trail/recorder.py): it may name a person, and the trail is forever.
+        server_id = "req_" + secrets.token_hex(12)
+        client_id = incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else None
+        request_id = client_id or server_id  # what the caller sees: their own, if they sent one
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if client_id is None:
+            structlog.contextvars.bind_contextvars(request_id=server_id)
+        else:
+            structlog.contextvars.bind_contextvars(
+                request_id=server_id, client_request_id=client_id
+            )
         started = time.perf_counter()
         status = 0
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memory_store.errors import (
@@ -65,22 +66,45 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     return InvalidRequest("The request does not match the API", errors=described)
 
 
+async def _record_refusal(request: Request, problem: Problem) -> None:
+    """An authenticated caller's refused request goes on the trail (services/refusals.py)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None or problem.audited:
+        return
+    route = getattr(request.scope.get("route"), "path", None)
+    if route is None:
+        return
+    await run_in_threadpool(
+        request.app.state.services.refusals.record,
+        principal,
+        problem,
+        method=request.method,
+        route=route,
+        path=dict(request.path_params),
+        query=dict(request.query_params),
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
+        await _record_refusal(request, exc)
         return problem_response(exc, request)
 
     @app.exception_handler(KeyProviderError)
     async def _keys(request: Request, exc: KeyProviderError) -> Response:
-        # The operator's problem, not the caller's: say so without the file's path.
-        _log.error("key_provider_failed", error=str(exc))
+        # The operator's problem, not the caller's. Its type only: `memory-store keys status`
+        # or the server's start says what is wrong, with the details.
+        _log.error("key_provider_failed", error_type=type(exc).__name__)
         return problem_response(
             KeysUnavailable("The service cannot reach its keys; try again later"), request
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return problem_response(_validation_problem(exc), request)
+        problem = _validation_problem(exc)
+        await _record_refusal(request, problem)
+        return problem_response(problem, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

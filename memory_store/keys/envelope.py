@@ -66,6 +66,14 @@ class UserKey:
         return AESGCM(self.secret)
 
     @cached_property
+    def request_tags(self) -> bytes:
+        """What a client's request id is hashed under in records about this user, so that
+        it is unlinkable once the key is destroyed (trail/recorder.py)."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"memory-store/request-tag/1"
+        ).derive(self.secret)
+
+    @cached_property
     def pseudonym(self) -> str:
         """See `pseudonym()`."""
         derived = HKDF(

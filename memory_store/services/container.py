@@ -9,6 +9,7 @@ from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.erasures import ErasureLog
 from memory_store.services.memories import MemoryService
+from memory_store.services.refusals import RefusalLog
 from memory_store.services.rights import UserRightsService
 from memory_store.services.tokens import TokenService
 
@@ -21,5 +22,6 @@ class Services:
     audit: AuditService
     tokens: TokenService
     erasures: ErasureLog
+    refusals: RefusalLog
     # Raises unless the databases answer and the keys are usable (for /readyz).
     check_ready: Callable[[], None]

@@ -90,6 +90,7 @@ def make_engine(
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
             url,
+            hide_parameters=True,  # a failed statement's error would quote its row values
             pool_pre_ping=True,
             pool_size=pool_size or SERVER_POOL_SIZE,
             max_overflow=MAX_OVERFLOW,
@@ -102,6 +103,7 @@ def make_engine(
         _use_wal(path)
     engine = create_engine(
         url,
+        hide_parameters=True,  # a failed statement's error would quote its row values
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
         pool_size=pool_size or SQLITE_POOL_SIZE,
         max_overflow=MAX_OVERFLOW,

@@ -2,7 +2,10 @@
 
 A record names the actor (token id and role), the request id, the action, the subject as a
 pseudonym (never the user id), memory ids, purpose, outcome and reason, and a result count.
-Never a content, never a query text. If the record cannot be committed, the request fails
+Never a content, never a query text. The request id is the one the service generated; a
+client's own `X-Request-ID` (which could name a person: "user-alice.turn-1") is on the record
+only as a keyed hash under the subject's key, appended after a dot, so that it is unlinkable
+once the subject is forgotten. If the record cannot be committed, the request fails
 (AuditUnavailable, 503): nothing is disclosed or changed without its record.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -32,9 +36,18 @@ class AuditSink(Protocol):
     def append(self, record: AuditRecord) -> AuditRecord: ...
 
 
-def current_request_id() -> str:
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return str(request_id) if request_id else "none"
+_TAG_HEX = 16  # a client request id's tag: 64 bits, enough to find a request by it
+
+
+def current_request_ids() -> tuple[str, str | None]:
+    """(the id the service gave the request, the client's own id if it sent one)"""
+    context = structlog.contextvars.get_contextvars()
+    request_id, client_id = context.get("request_id"), context.get("client_request_id")
+    return (str(request_id) if request_id else "none"), (str(client_id) if client_id else None)
+
+
+def _tag(secret: bytes, client_request_id: str) -> str:
+    return hmac.new(secret, client_request_id.encode(), hashlib.sha256).hexdigest()[:_TAG_HEX]
 
 
 class Auditor:
@@ -51,14 +64,26 @@ class Auditor:
 
     def subject_of(self, user_id: str | None, key: UserKey | None = None) -> str | None:
         """The pseudonym of `user_id` now: their key's, or a stranger's. Creates nothing."""
+        return self._subject(user_id, key)[0]
+
+    def _subject(self, user_id: str | None, key: UserKey | None) -> tuple[str | None, bytes]:
+        """(the pseudonym of `user_id`, the secret client request ids are tagged under in
+        records about them). Their key's while they have one; a stranger's otherwise."""
         if not user_id:
-            return None
+            return None, self._stranger_secret
         if key is None or key.user_id != user_id:
             try:
                 key = self._keyring.key_for_read(user_id)
             except DecryptionError:  # their key will not open: the record cannot name them
-                return None
-        return key.pseudonym if key is not None else self._stranger(user_id)
+                return None, secrets.token_bytes(32)  # nor link their request ids
+        if key is not None:
+            return key.pseudonym, key.request_tags
+        stranger = hmac.new(self._stranger_secret, b"request-tag\x00" + user_id.encode(), "sha256")
+        return self._stranger(user_id), stranger.digest()
+
+    def request_tag(self, client_request_id: str, user_id: str | None = None) -> str:
+        """How a client's request id appears in records about `user_id` (after the dot)."""
+        return _tag(self._subject(user_id, None)[1], client_request_id)
 
     def subjects_of(self, user_id: str) -> list[str]:
         """Every pseudonym records about `user_id` can carry and still be linked to them:
@@ -88,14 +113,18 @@ class Auditor:
         reason: str | None = None,
         result_count: int | None = None,
     ) -> AuditRecord:
+        subject, tags = self._subject(subject_user_id, subject_key)
+        request_id, client_id = current_request_ids()
+        if client_id is not None:
+            request_id = f"{request_id}.{_tag(tags, client_id)}"
         record = AuditRecord(
             at=format_time(utc_now()),
             actor_id=principal.token_id if principal else ANONYMOUS,
             actor_role=principal.role.value if principal else ANONYMOUS,
-            request_id=current_request_id(),
+            request_id=request_id,
             action=str(action),
             outcome=outcome,
-            subject=self.subject_of(subject_user_id, subject_key),
+            subject=subject,
             memory_ids=tuple(memory_ids),
             target=target,
             purpose=purpose,
@@ -116,8 +145,10 @@ class Auditor:
         subject_user_id: str | None = None,
         purpose: str | None = None,
         memory_ids: Sequence[str] = (),
+        target: str | None = None,
     ) -> None:
         """Record a refusal. The refusal stands even if its record cannot be written."""
+        problem.audited = True
         with contextlib.suppress(AuditUnavailable):
             self.record(
                 principal,
@@ -127,4 +158,5 @@ class Auditor:
                 purpose=purpose,
                 reason=problem.type_slug,
                 memory_ids=memory_ids,
+                target=target,
             )

@@ -140,7 +140,10 @@ def test_the_access_log_follows_a_reconfiguration(logs: None, client: TestClient
 
     lines = [json.loads(line) for line in first.getvalue().splitlines()]
     requests = [line for line in lines if line["event"] == "request"]
-    assert [line["request_id"] for line in requests] == ["first-request-1", "third-request-3"]
+    assert [line["client_request_id"] for line in requests] == [
+        "first-request-1",
+        "third-request-3",
+    ]
     assert all(line["route"] == "/healthz" and line["status"] == 200 for line in requests)
     assert "second-request-2" in second.getvalue()
     assert "{" not in second.getvalue()  # the console format, not JSON

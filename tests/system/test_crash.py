@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from memory_store.config import Settings
+from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer, run_cli
 from tests.system.conftest import issue_tokens
 
@@ -63,7 +65,8 @@ class Write:
 class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
     writes: dict[str, Write] = field(default_factory=dict)  # by content
-    reads_answered: list[str] = field(default_factory=list)  # request ids of 200 reads
+    # (request id, user) of every read answered 200
+    reads_answered: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # anything a client must never see
 
     def error(self, message: str) -> None:
@@ -160,7 +163,7 @@ def reader(
                 ledger.error(f"read answered {response.status_code}: {response.text[:300]}")
                 continue
             with ledger.lock:
-                ledger.reads_answered.append(rid)
+                ledger.reads_answered.append((rid, user_id))
                 known = {w.content: w for w in ledger.writes.values()}
             for item in response.json()["items"]:
                 written = known.get(item["content"])
@@ -284,17 +287,31 @@ def test_sigkill_under_load_loses_no_acknowledged_write_and_the_trail_verifies(
     export_path = tmp_path / "audit-export.jsonl"
     export = run_cli("audit", "export", "-o", str(export_path))
     assert export.returncode == 0, export.stderr
+    # A client's request id is on the trail only as a keyed hash, after the service's own
+    # id and a dot (the subject's key keys it): the service can tell which records it has.
     audited = {
-        line["record"]["request_id"]
+        line["record"]["request_id"].partition(".")[2]
         for line in map(json.loads, export_path.read_text().splitlines())
         if line["type"] == "record"
     }
-    unaudited_writes = [
-        w.request_id for w in writes if w.outcome == "acknowledged" and w.request_id not in audited
-    ]
+    runtime = open_runtime(Settings(), schema="check")
+    try:
+        tag = runtime.auditor.request_tag
+        unaudited_writes = [
+            w.request_id
+            for w in writes
+            if w.outcome == "acknowledged" and tag(w.request_id, w.user_id) not in audited
+        ]
+        unaudited_reads = [
+            rid for rid, user_id in ledger.reads_answered if tag(rid, user_id) not in audited
+        ]
+    finally:
+        runtime.close()
     assert not unaudited_writes, f"acknowledged writes without a record: {unaudited_writes[:5]}"
-    unaudited_reads = [rid for rid in ledger.reads_answered if rid not in audited]
     assert not unaudited_reads, f"answered reads without a record: {unaudited_reads[:5]}"
+    assert not any(w.request_id in export_path.read_text() for w in writes), (
+        "a client's request id is on the trail as it was sent"
+    )
     print(
         f"\ncrash: {kills} kills survived in {time.monotonic() - started:.1f}s; "
         f"{verified_writes} acknowledged writes verified, {len(found_in_flight)} in-flight "
