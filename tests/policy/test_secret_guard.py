@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from memory_store.policy.secret_guard import luhn_valid, refuse_secrets
+from memory_store.policy.secret_guard import PASSWORD, luhn_valid, refuse_secrets, secret_kind
+from memory_store.policy.secret_guard.normalise import MAX_RUNS, base64_texts, normalise
 from memory_store.runtime import Runtime
 from tests.conftest import PURPOSE, assert_problem, bearer, write_memory
+from tests.policy.secret_corpus import b64
 
 SECRETS = {
     "card with spaces": ("my card is 4111 1111 1111 1111, exp 12/29", "a payment card number"),
@@ -95,3 +97,33 @@ def test_luhn_accepts_exactly_one_check_digit_per_number(body: list[int]) -> Non
 
 def test_refuse_secrets_passes_empty_and_none() -> None:
     refuse_secrets(None, "", "plain text")
+
+
+def test_text_is_read_as_it_looks() -> None:
+    # Fullwidth letters, a zero-width space, no-break and thin spaces, Arabic-Indic digits.
+    disguised = "\uff50\uff41\uff53\uff53\u200bword\u00a0\u00a0is\u2009\u0664\u0668\u0662\u0661"
+    assert normalise(disguised) == "password is 4821"
+    assert normalise("line one\nline\ttwo") == "line one\nline two"
+
+
+def test_base64_is_read_one_level_deep_and_a_bounded_number_of_runs() -> None:
+    assert secret_kind(b64("pw: hunter22")) == PASSWORD
+    assert secret_kind(b64(b64("pw: hunter22"))) is None
+    many = " ".join(b64(f"note number {n}") for n in range(3 * MAX_RUNS))
+    assert len(list(base64_texts(many))) == MAX_RUNS
+    # Words, even long capitalised ones, are not decoded and spend none of the budget.
+    assert list(base64_texts("Recommendations internationalization ALLCAPSWORDS")) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "her staging db is postgres://app:****@db.internal:5432/app",
+        "the docs say postgres://user:<password>@localhost/db",
+        "release2024candidate.finalversion01.signedoff is the build tag",
+        "IBAN DE00 3704 0044 0532 0130 00 failed the bank's check",
+        "sk-the-best-skiing-holidays-are-in-march",
+    ],
+)
+def test_look_alikes_that_fail_their_checks_are_kept(content: str) -> None:
+    assert secret_kind(content) is None
