@@ -90,6 +90,21 @@ def test_any_luhn_valid_card_with_any_mix_of_separators_is_caught(
     assert secret_kind(before + written + after) == CARD
 
 
+@given(
+    st.integers(10**14, 10**15 - 1),
+    st.lists(st.sampled_from(SEPARATORS), min_size=3, max_size=3),
+    st.sampled_from(["", "order ", "tracking ", "ref "]),
+)
+def test_a_number_failing_the_luhn_check_is_no_card(
+    body: int, separators: list[str], before: str
+) -> None:
+    digits = str(body)
+    digits += next(d for d in "0123456789" if not luhn_valid(digits + d))
+    groups = [digits[i : i + 4] for i in range(0, 16, 4)]
+    written = groups[0] + "".join(s + g for s, g in zip(separators, groups[1:], strict=True))
+    assert secret_kind(before + written) is None
+
+
 @given(st.sampled_from(PLAIN_SECRETS), st.data())
 def test_zero_width_characters_hide_no_secret(secret: tuple[str, str], data: st.DataObject) -> None:
     content, kind = secret
@@ -132,6 +147,9 @@ def test_a_long_text_is_read_in_linear_time() -> None:
         "key: " + "ab1-" * 1000,
         "x@y.co / " * 450,
         "eyJhbGciOi." * 370,
+        "pin " * 1000,
+        "postgres://" + "a:" * 2000 + "@",
+        "QUJDREVGR0hJSktM " * 240,
     ]
     elapsed = timeit.timeit(lambda: [secret_kind(t) for t in hostile], number=1)
     assert elapsed < 1.0

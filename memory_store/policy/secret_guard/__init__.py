@@ -66,7 +66,19 @@ DETECTORS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     (PASSWORD, stated_password),
 )
 
-__all__ = ["DETECTORS", "luhn_valid", "normalise", "refuse_secrets", "secret_kind"]
+__all__ = [
+    "API_KEY",
+    "BANK_ACCOUNT",
+    "CARD",
+    "DETECTORS",
+    "NATIONAL_ID",
+    "PASSWORD",
+    "PRIVATE_KEY",
+    "luhn_valid",
+    "normalise",
+    "refuse_secrets",
+    "secret_kind",
+]
 
 
 def _scan(text: str) -> str | None:
