@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -80,6 +81,14 @@ def test_mcp_without_a_valid_token_is_401_before_anything_else(
     headers = {**ACCEPT, **bearer(assistant_token)}
     assert client.get("/mcp?user_id=alice", headers=headers).status_code == 405
     assert client.delete("/mcp?user_id=alice", headers=headers).status_code == 405
+
+
+def test_mcp_outside_the_apps_lifespan_is_503_not_a_crash(
+    app: FastAPI, assistant_token: str
+) -> None:
+    # No `with`: the lifespan, which runs the MCP transport, never starts.
+    body = assert_problem(rpc(TestClient(app), assistant_token, "tools/list"), 503)
+    assert body["type"] == "/problems/mcp-not-serving"
 
 
 def test_mcp_names_whose_memories_and_why_in_its_query(
