@@ -25,6 +25,7 @@ from memory_store.api.problems import install_handlers
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError
 from memory_store.logging import configure_logging, get_logger
+from memory_store.mcp_http import McpEndpoint, McpRoute
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.storage.engines import default_pool_size, engine_pool_size
 from memory_store.storage.migrate import SchemaOutOfDate
@@ -45,6 +46,8 @@ def create_app(
         with default_pool_size(settings.resolved_db_pool_size()):
             runtime = open_runtime(settings)
 
+    mcp = McpEndpoint(runtime.catalogue, max_body_bytes=settings.max_body_bytes)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sync endpoints and dependencies run on anyio's threads, each holding at most one
@@ -55,7 +58,8 @@ def create_app(
         if sweep:
             runtime.sweeper.start(settings.retention_sweep_seconds)
             runtime.keys.start()
-        yield
+        async with mcp.serving():
+            yield
         runtime.close()  # the sweeper too
 
     app = FastAPI(
@@ -75,6 +79,8 @@ def create_app(
     app.include_router(consents.router)
     app.include_router(audit.router)
     app.include_router(erasures.router)
+    # MCP over streamable HTTP: the same tools as `memory-store mcp`, on the same services.
+    app.router.routes.append(McpRoute(mcp))
     _document_problems(app)
     mount_ui(app)
     if settings.cors_origins:  # none unless configured: the web page is same-origin

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -27,7 +28,8 @@ from memory_store.domain import OPERATIONS, OPERATOR, Role
 from memory_store.errors import KeyProviderError, Problem
 from memory_store.keys.envelope import CONTENT_FORMAT
 from memory_store.logging import configure_logging
-from memory_store.mcp_server import build_server
+from memory_store.mcp_stdio import serve_stdio
+from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.schemas import USER_ID_PATTERN, USER_ID_RULE
 from memory_store.storage import migrate
@@ -53,6 +55,13 @@ def _duration(value: str) -> timedelta:
             f"expected a positive number and a unit, like 90d, 12h, 30m or 3600s; got {value!r}"
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError("expected the server's http(s) address")
+    return value
 
 
 def _workers(value: str) -> int:
@@ -134,7 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     audit_commands.add_parser("public-key", help="print the checkpoint-verifying key (PEM)")
 
     mcp = commands.add_parser(
-        "mcp", help="serve the MCP tools (remember, recall, list, forget) over stdio"
+        "mcp",
+        help="serve the MCP tools (remember, recall, list, forget) over stdio, as a client "
+        "of a running server",
+        description="Serve MCP over stdio for one user and purpose. Every tool call is a "
+        "request to the server at --url with the assistant token in MEMORY_STORE_MCP_TOKEN; "
+        "this process opens no database, key or file of the store.",
+    )
+    mcp.add_argument(
+        "--url", type=_url, required=True, help="the server, e.g. http://127.0.0.1:8000"
     )
     mcp.add_argument("--user", type=_user_id, required=True, help="whose memories")
     mcp.add_argument("--purpose", default="personalization", help="the declared purpose")
@@ -283,13 +300,26 @@ def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-def _mcp(runtime: Runtime, args: argparse.Namespace) -> int:
-    """Serve MCP over stdio as the principal of MEMORY_STORE_MCP_TOKEN (an assistant token):
-    stdout carries the protocol, so everything else goes to stderr."""
-    token = os.environ.get("MEMORY_STORE_MCP_TOKEN", "")
-    principal = runtime.tokens.authenticate(f"Bearer {token}")
-    runtime.catalogue.purpose(args.purpose)
-    build_server(runtime, principal, args.user, args.purpose).run("stdio")
+def _mcp(settings: Settings, args: argparse.Namespace) -> int:
+    """MCP over stdio as a client of the server at --url: stdout carries the protocol, so
+    everything else goes to stderr. It never opens the runtime: the host of an MCP client
+    gets the token, and no key, database or file of the store."""
+    token = os.environ.get("MEMORY_STORE_MCP_TOKEN", "").strip()
+    if not token:
+        print(
+            "memory-store: set MEMORY_STORE_MCP_TOKEN to an assistant token "
+            "(memory-store tokens create --role assistant)",
+            file=sys.stderr,
+        )
+        return 2
+    # The catalogue (policy data, not the store's) gives the tools their category enum.
+    try:
+        catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
+    except (OSError, ValueError) as exc:
+        print(f"memory-store: the catalogue: {exc}", file=sys.stderr)
+        return 2
+    catalogue.purpose(args.purpose)
+    serve_stdio(args.url.rstrip("/"), token, args.user, args.purpose, catalogue)
     return 0
 
 
@@ -344,12 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "db":
             return _db(settings, args)
+        if args.command == "mcp":
+            return _mcp(settings, args)
         # A management command creates a brand-new store, but never migrates one a server
         # may be using: that is `db upgrade`'s job.
         runtime = open_runtime(settings, schema="create" if settings.migrate_on_start else "check")
         try:
             handler = {
-                "mcp": _mcp,
                 "tokens": _tokens,
                 "keys": _keys,
                 "audit": _audit,

@@ -112,6 +112,9 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.WARNING)
     # Uvicorn's access log prints raw query strings (search text); ours logs the route only.
     logging.getLogger("uvicorn.access").disabled = True
+    # The MCP SDK logs a line per request at info and protocol frames at debug, as messages:
+    # out of the redaction's reach, so only its warnings and errors.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:

@@ -1,5 +1,5 @@
 """A real `memory-store serve` process for the tests that need one (fuzzing, crashes, load,
-at rest): on a 127.0.0.1 port, with the test's environment (so, on the PostgreSQL run, the
+at rest, MCP): on a 127.0.0.1 port, with the test's environment (so, on the PostgreSQL run, the
 test's schemas), its output appended to a log file."""
 
 from __future__ import annotations
@@ -10,10 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from memory_store.config import Settings
+from memory_store.domain import Role
+from memory_store.runtime import open_runtime
 
 
 def server_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
@@ -124,3 +129,29 @@ class LiveServer:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_bytes()[-chars:].decode(errors="replace")
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """`memory-store serve`, not started yet (the test starts it, after issuing its tokens
+    with the same environment), under tmp_path/var, its output in tmp_path/server.log;
+    stopped with SIGTERM at the end. A conftest imports it where its tests need it."""
+    server_environment(monkeypatch, tmp_path / "var")
+    live = LiveServer(tmp_path / "server.log")
+    yield live
+    live.stop()
+
+
+def issue_tokens(assistant_name: str, users: list[str]) -> tuple[str, dict[str, str]]:
+    """An assistant token and a user token per user id, issued with the test's environment
+    (so, on the PostgreSQL run, into its schemas) before the server starts."""
+    runtime = open_runtime(Settings())
+    try:
+        assistant = runtime.tokens.issue(role=Role.assistant, name=assistant_name).token
+        tokens = {
+            user_id: runtime.tokens.issue(role=Role.user, name=user_id, user_id=user_id).token
+            for user_id in users
+        }
+    finally:
+        runtime.close()
+    return assistant, tokens

@@ -58,25 +58,35 @@ async def get_services(request: Request) -> Services:
     return services
 
 
+def authenticate(
+    services: Services, limits: Limits, authorization: str | None, address: str
+) -> Principal:
+    """The caller of one request, from its Authorization header, with the rate limits
+    applied: a database lookup on every request, so that a revocation holds at once in every
+    process. The API's routes and the MCP endpoint (/mcp) both come through here."""
+    try:
+        principal = services.tokens.authenticate(authorization)
+    except Unauthenticated as problem:
+        # Limit guessing per client address first, so a flood of bad tokens cannot flood
+        # the audit trail with its refusals either.
+        limits.check_address(address)
+        services.tokens.refuse(problem)
+        raise
+    limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
+    return principal
+
+
 def get_principal(
     request: Request,
     services: Annotated[Services, Depends(get_services)],
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from their bearer token: a database lookup on every request (so that a
-    revocation holds at once in every process), hence a sync dependency, in the thread pool.
-    It stays a dependency, resolved before the parameters are validated, so that a caller
-    without a valid token learns nothing about the API beyond 401."""
+    """The caller, from their bearer token: a sync dependency (it reads the database), in
+    the thread pool. It stays a dependency, resolved before the parameters are validated,
+    so that a caller without a valid token learns nothing about the API beyond 401."""
     limits: Limits = request.app.state.limits
-    try:
-        principal = services.tokens.authenticate(request.headers.get("authorization"))
-    except Unauthenticated as problem:
-        # Limit guessing per client address first, so a flood of bad tokens cannot flood
-        # the audit trail with its refusals either.
-        limits.check_address(request.client.host if request.client else "-")
-        services.tokens.refuse(problem)
-        raise
-    limits.check_token(principal.token_id, is_assistant=principal.role is Role.assistant)
+    address = request.client.host if request.client else "-"
+    principal = authenticate(services, limits, request.headers.get("authorization"), address)
     request.state.principal = principal  # for the refusal's record, should the request fail
     return principal
 

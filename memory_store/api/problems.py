@@ -85,6 +85,23 @@ async def _record_refusal(request: Request, problem: Problem) -> None:
     )
 
 
+def log_unexpected(exc: BaseException) -> None:
+    """A bug. Log where it happened, not the message: messages can quote data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    _log.error(
+        "unhandled_error",
+        error_type=type(exc).__name__,
+        where=[f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-8:]],
+    )
+
+
+def log_key_provider_failure(exc: KeyProviderError) -> KeysUnavailable:
+    """The operator's problem, not the caller's. Logged by its type only (`memory-store keys
+    status` or the server's start says what is wrong), and answered without details."""
+    _log.error("key_provider_failed", error_type=type(exc).__name__)
+    return KeysUnavailable("The service cannot reach its keys; try again later")
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -93,12 +110,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KeyProviderError)
     async def _keys(request: Request, exc: KeyProviderError) -> Response:
-        # The operator's problem, not the caller's. Its type only: `memory-store keys status`
-        # or the server's start says what is wrong, with the details.
-        _log.error("key_provider_failed", error_type=type(exc).__name__)
-        return problem_response(
-            KeysUnavailable("The service cannot reach its keys; try again later"), request
-        )
+        return problem_response(log_key_provider_failure(exc), request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -124,13 +136,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # A bug. Log where it happened, not the message: messages can quote data.
-        frames = traceback.extract_tb(exc.__traceback__)
-        _log.error(
-            "unhandled_error",
-            error_type=type(exc).__name__,
-            where=[f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-8:]],
-        )
+        log_unexpected(exc)
         request_id = getattr(request.state, "request_id", "")
         body = {
             "type": "/problems/internal-error",

@@ -10,7 +10,7 @@ import httpx
 
 from memory_store.client.calls import _Requests
 from memory_store.client.errors import _parse
-from memory_store.schemas import ContextResult, MemoryPage, MemoryPublic
+from memory_store.schemas import ContextResult, Erasure, MemoryPage, MemoryPublic
 
 
 class AsyncMemoryStoreClient:
@@ -76,10 +76,15 @@ class AsyncMemoryStoreClient:
     async def get(
         self, user_id: str, memory_id: str, *, purpose: str = "personalization"
     ) -> MemoryPublic:
-        response = await self._http.get(
-            f"/v1/users/{user_id}/memories/{memory_id}", params={"purpose": purpose}
-        )
-        return _parse(MemoryPublic, response)
+        method, path, kwargs = _Requests.get(user_id, memory_id, purpose)
+        return _parse(MemoryPublic, await self._http.request(method, path, **kwargs))
+
+    async def forget_for_user(
+        self, user_id: str, memory_id: str, *, purpose: str = "personalization"
+    ) -> Erasure:
+        """Forget one of the user's memories on their behalf; the erasure's status."""
+        method, path, kwargs = _Requests.forget_for_user(user_id, memory_id, purpose)
+        return _parse(Erasure, await self._http.request(method, path, **kwargs))
 
     async def context(
         self,

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 
 def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _segment(value: str) -> str:
+    """One path segment: an id can never reach another path or add a query."""
+    return quote(value, safe="")
 
 
 class _Requests:
@@ -32,7 +38,7 @@ class _Requests:
         )
         return (
             "POST",
-            f"/v1/users/{user_id}/memories",
+            f"/v1/users/{_segment(user_id)}/memories",
             {"params": {"purpose": purpose}, "json": body},
         )
 
@@ -48,11 +54,25 @@ class _Requests:
         params = _drop_none(
             {"purpose": purpose, "q": q, "category": category, "limit": limit, "cursor": cursor}
         )
-        return "GET", f"/v1/users/{user_id}/memories", {"params": params}
+        return "GET", f"/v1/users/{_segment(user_id)}/memories", {"params": params}
 
     @staticmethod
     def context(
         user_id: str, purpose: str, q: str | None, limit: int, max_chars: int
     ) -> tuple[str, str, dict[str, Any]]:
         params = _drop_none({"purpose": purpose, "q": q, "limit": limit, "max_chars": max_chars})
-        return "GET", f"/v1/users/{user_id}/context", {"params": params}
+        return "GET", f"/v1/users/{_segment(user_id)}/context", {"params": params}
+
+    @staticmethod
+    def get(user_id: str, memory_id: str, purpose: str) -> tuple[str, str, dict[str, Any]]:
+        path = f"/v1/users/{_segment(user_id)}/memories/{_segment(memory_id)}"
+        return "GET", path, {"params": {"purpose": purpose}}
+
+    @staticmethod
+    def forget_for_user(
+        user_id: str, memory_id: str, purpose: str
+    ) -> tuple[str, str, dict[str, Any]]:
+        path = f"/v1/users/{_segment(user_id)}/memories/{_segment(memory_id)}"
+        # The erasure's status in the answer, rather than only its address.
+        headers = {"Prefer": "return=representation"}
+        return "DELETE", path, {"params": {"purpose": purpose}, "headers": headers}

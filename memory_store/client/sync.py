@@ -16,6 +16,7 @@ from memory_store.schemas import (
     ConsentChangeResult,
     ConsentOverview,
     ContextResult,
+    Erasure,
     ErasureReceipt,
     MemoryPage,
     MemoryPublic,
@@ -106,10 +107,17 @@ class MemoryStoreClient:
     def get(
         self, user_id: str, memory_id: str, *, purpose: str = "personalization"
     ) -> MemoryPublic:
-        response = self._send(
-            "GET", f"/v1/users/{user_id}/memories/{memory_id}", params={"purpose": purpose}
-        )
-        return _parse(MemoryPublic, response)
+        method, path, kwargs = _Requests.get(user_id, memory_id, purpose)
+        return _parse(MemoryPublic, self._send(method, path, **kwargs))
+
+    def forget_for_user(
+        self, user_id: str, memory_id: str, *, purpose: str = "personalization"
+    ) -> Erasure:
+        """Forget one of the user's memories on their behalf ("forget that"): its keys, it
+        and its history go. The answer is the erasure's status (`final_at`: when no copy of
+        it opens anywhere any more)."""
+        method, path, kwargs = _Requests.forget_for_user(user_id, memory_id, purpose)
+        return _parse(Erasure, self._send(method, path, **kwargs))
 
     def context(
         self,

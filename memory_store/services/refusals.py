@@ -66,13 +66,16 @@ class RefusalLog:
         route: str,
         path: Mapping[str, str],
         query: Mapping[str, str],
+        action: AuditAction | None = None,
     ) -> None:
         """Put `problem`, a refusal of this authenticated request, on the trail (unless it
-        is there already, or is of a kind not recorded). Only what was valid of the request
-        is named: a user id, memory id or purpose that failed its check stays out."""
+        is there already, or is of a kind not recorded), as `action` (default: the route's).
+        Only what was valid of the request is named: a user id, memory id or purpose that
+        failed its check stays out."""
         if problem.audited or problem.status in _NOT_RECORDED:
             return
-        action = ROUTE_ACTIONS.get((method, route), AuditAction.request_refused)
+        if action is None:
+            action = ROUTE_ACTIONS.get((method, route), AuditAction.request_refused)
         subject = path.get("user_id")
         if subject is None and route.startswith("/v1/me"):
             subject = principal.user_id

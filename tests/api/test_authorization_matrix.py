@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.domain import Role
+from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import open_runtime
 from tests.conftest import PURPOSE, bearer, issue_token, write_memory
 
@@ -109,10 +110,12 @@ def app_routes() -> list[tuple[str, str]]:
 
 
 class _NoRuntime:
-    """Building the OpenAPI document needs the routes only, not the databases."""
+    """Building the OpenAPI document needs the routes only (and the catalogue, for the MCP
+    tools' category enum), not the databases."""
 
     settings = None
     services = None
+    catalogue = Catalogue.load(Settings().policy_dir / "catalogue.toml")
 
 
 def test_every_route_has_a_row_in_the_expected_table() -> None:

@@ -135,6 +135,20 @@ def test_the_user_side_edit_history_consent_export_forget(live: Live) -> None:
             me.whoami()
 
 
+def test_the_assistant_forgets_on_the_users_behalf_and_gets_the_erasure(live: Live) -> None:
+    with MemoryStoreClient(live.url, token=live.assistant) as store:
+        memory = store.remember("alice", "lives in Oslo", category="location")
+        erasure = store.forget_for_user("alice", memory.id)
+        assert erasure.id.startswith("er_") and erasure.kind == "memory" and erasure.items == 1
+        with pytest.raises(NotFound):
+            store.get("alice", memory.id)
+        with pytest.raises(NotFound):
+            store.forget_for_user("alice", memory.id)
+        # An id is one path segment: it cannot add a query (another purpose) or a route.
+        with pytest.raises(NotFound):
+            store.get("alice", f"{memory.id}?purpose=analytics")
+
+
 def test_the_async_client_does_the_assistants_calls(live: Live) -> None:
     async def turn() -> list[str]:
         async with AsyncMemoryStoreClient(live.url, token=live.assistant) as store:
@@ -144,6 +158,10 @@ def test_the_async_client_does_the_assistants_calls(live: Live) -> None:
             context = await store.context("bob", q="weekend hiking")
             page = await store.recall("bob")
             assert len(page.items) == 2
+            erasure = await store.forget_for_user("bob", written.id)
+            assert erasure.items == 1 and erasure.final is False
+            with pytest.raises(NotFound):
+                await store.forget_for_user("bob", written.id)
             return [item.content for item in context.items]
 
     assert asyncio.run(turn()) == ["hikes in Sintra"]
