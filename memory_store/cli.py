@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -22,6 +19,12 @@ from uvicorn.supervisors import Multiprocess
 
 from audit import Checkpoint
 from memory_store.app import create_app
+from memory_store.cli_arguments import (
+    duration_argument,
+    url_argument,
+    user_id_argument,
+    workers_argument,
+)
 from memory_store.clock import utc_now
 from memory_store.config import MAX_WORKERS, Settings
 from memory_store.domain import OPERATIONS, OPERATOR, Role
@@ -31,49 +34,9 @@ from memory_store.logging import configure_logging
 from memory_store.mcp_stdio import serve_stdio
 from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import Runtime, open_engines, open_runtime
-from memory_store.schemas import USER_ID_PATTERN, USER_ID_RULE
 from memory_store.storage import migrate
 from memory_store.storage.memories import LegacyCiphertexts
 from memory_store.storage.rawdb import RawDB
-
-
-def _user_id(value: str) -> str:
-    if not re.fullmatch(USER_ID_PATTERN, value):
-        raise argparse.ArgumentTypeError(f"user ids are {USER_ID_RULE}")
-    return value
-
-
-_DURATION = re.compile(r"(\d{1,6})([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(value: str) -> timedelta:
-    """A lifetime such as 90d, 12h, 30m or 3600s."""
-    match = _DURATION.fullmatch(value.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number and a unit, like 90d, 12h, 30m or 3600s; got {value!r}"
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError("expected the server's http(s) address")
-    return value
-
-
-def _workers(value: str) -> int:
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if not 1 <= workers <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of processes from 1 to {MAX_WORKERS}, got {value!r}"
-        )
-    return workers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default: MEMORY_STORE_PORT or 8000")
     serve.add_argument(
         "--workers",
-        type=_workers,
+        type=workers_argument,
         help=f"server processes, 1-{MAX_WORKERS} (default: MEMORY_STORE_WORKERS or 1); "
         "rate limits are per process",
     )
@@ -99,10 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser("create", help="issue a token (shown once)")
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     create.add_argument("--name", help="a label for whom the token is for")
-    create.add_argument("--user", type=_user_id, help="the user id a user token is bound to")
+    create.add_argument(
+        "--user", type=user_id_argument, help="the user id a user token is bound to"
+    )
     create.add_argument(
         "--expires-in",
-        type=_duration,
+        type=duration_argument,
         metavar="DURATION",
         help="refuse the token after this long (90d, 12h, 30m, 3600s); default: until revoked",
     )
@@ -151,9 +116,9 @@ def _parser() -> argparse.ArgumentParser:
         "this process opens no database, key or file of the store.",
     )
     mcp.add_argument(
-        "--url", type=_url, required=True, help="the server, e.g. http://127.0.0.1:8000"
+        "--url", type=url_argument, required=True, help="the server, e.g. http://127.0.0.1:8000"
     )
-    mcp.add_argument("--user", type=_user_id, required=True, help="whose memories")
+    mcp.add_argument("--user", type=user_id_argument, required=True, help="whose memories")
     mcp.add_argument("--purpose", default="personalization", help="the declared purpose")
 
     db = commands.add_parser("db", help="the database schemas (Alembic migrations)")
