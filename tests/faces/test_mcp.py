@@ -65,7 +65,12 @@ def test_an_mcp_client_lists_tools_remembers_recalls_lists_and_forgets(tmp_path:
     issued = runtime.tokens.issue(role=Role.assistant, name="mcp-assistant")
     runtime.close()
     env = {
-        **{k: v for k, v in os.environ.items() if k.startswith(("PATH", "MEMORY_STORE_"))},
+        # PYTHONPATH too: the server must import the code under test, wherever it is checked out.
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("PATH", "PYTHONPATH", "MEMORY_STORE_"))
+        },
         "MEMORY_STORE_DATA_DIR": str(settings.data_dir),
         "MEMORY_STORE_MCP_TOKEN": issued.token,
         "MEMORY_STORE_RETENTION_SWEEP_SECONDS": "0",
