@@ -1,8 +1,9 @@
-"""Ed25519 signing keys and signed checkpoints.
+"""Ed25519 signing keys, and the legacy checkpoint format.
 
-A checkpoint is (seq, hash, at) signed over "memory-store/audit/checkpoint/v1" || 0x00 ||
-canonical(seq, hash, at). Kept outside the operator's reach, it proves the log once held that
-record at that place: a log cut short, or rewritten and re-chained, no longer extends it.
+The service signs tlog-checkpoint notes over the Merkle tree (audit/note.py). Checkpoints cut
+before that (format v1, `Checkpoint`) are (seq, hash, at) signed over
+"memory-store/audit/checkpoint/v1" || 0x00 || canonical(seq, hash, at): they still verify, and
+one kept outside proves the chain held that record at that place.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -22,6 +22,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from audit.note import (
+    TreeCheckpoint,
+    checkpoint_body,
+    key_id,
+    log_origin,
+    note_key_id,
+    signature_line,
+)
 from audit.records import canonical
 
 CHECKPOINT_DOMAIN = b"memory-store/audit/checkpoint/v1\x00"
@@ -68,11 +76,6 @@ class Checkpoint:
         return True
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     """Parse a PEM public key; raises ValueError unless it is an Ed25519 key."""
     key = serialization.load_pem_public_key(pem)
@@ -88,6 +91,7 @@ class SigningKey:
         self._private_key = private_key
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
+        self.origin = log_origin(self.public_key)
 
     def __repr__(self) -> str:
         return f"SigningKey(key_id={self.key_id!r})"
@@ -140,7 +144,16 @@ class SigningKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    def sign_tree(self, size: int, root: bytes) -> TreeCheckpoint:
+        """A tlog-checkpoint note for the tree of `size` records with this `root`. Ed25519 is
+        deterministic: the same tree always gives the same note, in any process."""
+        body = checkpoint_body(self.origin, size, root)
+        signature = self._private_key.sign(body.encode())
+        line = signature_line(self.origin, note_key_id(self.origin, self.public_key), signature)
+        return TreeCheckpoint.parse(body + "\n" + line)
+
     def sign(self, *, seq: int, hash: str, at: str) -> Checkpoint:
+        """A legacy (v1) checkpoint: kept so that tests and tools can make old trails."""
         unsigned = Checkpoint(seq=seq, hash=hash, at=at, key_id=self.key_id, signature="")
         signature = self._private_key.sign(unsigned.message())
         return Checkpoint(

@@ -14,7 +14,9 @@
    measured user's 200 rows are real writes, scattered among the filler rows (bulk-inserted
    with sqlite3; their ciphertexts are never read). Target ratio <= 1.5.
 4. `audit verify` of a 1,000,000-record trail (sealed with audit.seal, bulk-inserted, signed
-   checkpoints every 1,000 records), through the compliance API's path. The trail is built
+   tlog-checkpoints every 1,000 records, published to the witness directory), through the
+   compliance API's path: the chain, the Merkle root at each of the 2,000 checkpoints (the
+   database's and the witness's), the anchored range. The trail is built
    in a process of its own while the databases of 3. fill: set-up beside set-up, on the two
    cores, never beside a measurement.
 
@@ -23,6 +25,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import multiprocessing
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from audit import AuditRecord, SigningKey, seal
+from audit import AuditRecord, Frontier, SigningKey, seal
 from benchmarks import peer
 from benchmarks.common import Row, per_second, per_second_concurrent, target
 from benchmarks.floor import SqliteFloor
@@ -50,6 +53,7 @@ from memory_store.schemas import MemoryCreate
 from memory_store.services.memories import ListQuery
 from memory_store.storage.audit_trail import INSERT_RECORD, record_row
 from memory_store.trail.times import format_time
+from memory_store.trail.witness import WitnessDirectory
 
 ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
 AUDITOR = Principal(token_id="bench-audit", name="auditor", role=Role.compliance, user_id=None)
@@ -473,15 +477,20 @@ def _scale(runtimes: dict[int, Runtime], sizes: Sizes) -> list[Row]:
 
 
 def _build_trail(data_dir: Path, records: int) -> tuple[int, float]:
-    """Append `records` sealed records after the current head, and a signed checkpoint every
-    1,000, straight into the audit database of `data_dir`. Runs in a process of its own (set-up
-    overlapped with other set-up, never with a measurement). Returns the new head's sequence
-    number and the seconds it took."""
+    """Append `records` sealed records after the current head, extending the head's Merkle
+    frontier, and a signed checkpoint every 1,000 (stored, and published to the witness
+    directory as the service does), straight into the audit database of `data_dir`. Runs in
+    a process of its own (set-up overlapped with other set-up, never with a measurement).
+    Returns the new head's sequence number and the seconds it took."""
     started = time.perf_counter()
     signing_key = SigningKey.load_or_create(data_dir / "audit-signing.key", create=False)
+    witness = WitnessDirectory(data_dir / "audit-witness")
     at = format_time(datetime.now(UTC))
     with _sqlite(data_dir / "audit.db") as conn:
-        seq, prev = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        seq, prev, stored = conn.execute(
+            "SELECT seq, hash, frontier FROM audit_head WHERE id = 1"
+        ).fetchone()
+        frontier = Frontier.decode(seq, stored)
         conn.execute("BEGIN IMMEDIATE")
         for first in range(0, records, 50_000):
             rows, checkpoints = [], []
@@ -503,16 +512,33 @@ def _build_trail(data_dir: Path, records: int) -> tuple[int, float]:
                     prev=prev,
                 )
                 seq, prev = record.seq, record.hash
+                frontier.append(bytes.fromhex(prev))
                 rows.append(record_row(record))
                 if seq % 1000 == 0:
-                    checkpoints.append(signing_key.sign(seq=seq, hash=prev, at=at).to_dict())
+                    signed = signing_key.sign_tree(seq, frontier.root())
+                    witness.publish(signed)
+                    line = signed.signatures[0]
+                    checkpoints.append(
+                        (
+                            seq,
+                            signed.root.hex(),
+                            at,
+                            line.key_id.hex(),
+                            base64.b64encode(line.key_id + line.signature).decode(),
+                            signed.note,
+                            frontier.encode(),
+                        )
+                    )
             conn.executemany(INSERT_RECORD, rows)
             conn.executemany(
-                "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) "
-                "VALUES (:seq, :hash, :at, :key_id, :signature)",
+                "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature, note, frontier) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 checkpoints,
             )
-        conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+        conn.execute(
+            "UPDATE audit_head SET seq = ?, hash = ?, frontier = ? WHERE id = 1",
+            (seq, prev, frontier.encode()),
+        )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return int(seq), time.perf_counter() - started

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from audit import Checkpoint
+from audit import AnyCheckpoint, load_anchors
+from audit.verify import summary
 from memory_store.app import create_app
 from memory_store.cli_arguments import (
     duration_argument,
@@ -37,6 +38,7 @@ from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.storage import migrate
 from memory_store.storage.memories import LegacyCiphertexts
 from memory_store.storage.rawdb import RawDB
+from memory_store.trail.log import CheckpointRefused
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,19 +93,33 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(dest="action", required=True)
     verify = audit_commands.add_parser(
-        "verify", help="verify the stored trail: chain, signatures, checkpoints"
+        "verify",
+        help="verify the stored trail: chain, signatures, and that the checkpoints kept "
+        "outside the database anchor it (exit 1 if tampered with or unanchored)",
     )
     verify.add_argument(
+        "--checkpoints",
         "--checkpoint",
+        dest="checkpoints",
         type=Path,
         action="append",
         default=[],
-        help="a signed checkpoint (JSON) kept outside the service; may repeat",
+        metavar="PATH",
+        help="the checkpoints to trust: a note file, a legacy JSON checkpoint, or a "
+        "directory of them; may repeat (default: the witness directory, "
+        "MEMORY_STORE_AUDIT_WITNESS_DIR)",
+    )
+    verify.add_argument(
+        "--allow-unanchored",
+        action="store_true",
+        help="accept an intact trail that no trusted checkpoint anchors",
     )
     export = audit_commands.add_parser("export", help="write the trail as JSON Lines")
     export.add_argument("--output", "-o", type=Path, help="default: standard output")
     audit_commands.add_parser(
-        "checkpoint", help="sign the end of the trail now and print the checkpoint (JSON)"
+        "checkpoint",
+        help="sign the trail's Merkle tree now, publish the checkpoint to the witnesses and "
+        "print it (a tlog-checkpoint note)",
     )
     audit_commands.add_parser("public-key", help="print the checkpoint-verifying key (PEM)")
 
@@ -236,17 +252,23 @@ def _keys(runtime: Runtime, args: argparse.Namespace) -> int:
 
 def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
     if args.action == "verify":
+        trusted: list[AnyCheckpoint] | None = None
         try:
-            kept = [Checkpoint.from_dict(json.loads(path.read_text())) for path in args.checkpoint]
+            if args.checkpoints:
+                trusted = [c for path in args.checkpoints for c in load_anchors(path)]
         except (OSError, ValueError) as exc:
-            print(f"memory-store: checkpoint: {exc}", file=sys.stderr)
+            print(f"memory-store: checkpoints: {exc}", file=sys.stderr)
             return 2
-        result = runtime.audit.verify(OPERATOR, purpose=OPERATIONS, kept=kept)
+        result = runtime.audit.verify(
+            OPERATOR,
+            purpose=OPERATIONS,
+            trusted=trusted,
+            allow_unanchored=args.allow_unanchored,
+        )
         print(json.dumps(result.to_dict(), indent=2))
-        if not result.ok:
-            print(f"TAMPERED at record {result.first_bad_seq}: {result.problem}", file=sys.stderr)
-            return 1
-    elif args.action == "export":
+        print(summary(result), file=sys.stderr)
+        return 0 if result.ok else 1
+    if args.action == "export":
         lines = runtime.audit.export(OPERATOR, purpose=OPERATIONS)
         if args.output is None:
             sys.stdout.writelines(lines)
@@ -255,11 +277,16 @@ def _audit(runtime: Runtime, args: argparse.Namespace) -> int:
                 handle.writelines(lines)
             print(f"wrote {args.output}", file=sys.stderr)
     elif args.action == "checkpoint":
-        signed = runtime.audit_log.checkpoint()
+        try:
+            signed = runtime.audit_log.checkpoint()
+        except (CheckpointRefused, ValueError) as exc:
+            print(f"memory-store: refusing to sign: {exc}", file=sys.stderr)
+            return 1
         if signed is None:
             print("memory-store: the trail is empty; nothing to sign", file=sys.stderr)
             return 1
-        print(json.dumps(signed.to_dict()))
+        sys.stdout.write(signed.note)
+        print(f"published to {runtime.audit_log.witness_directory.path}", file=sys.stderr)
     elif args.action == "public-key":
         sys.stdout.write(runtime.audit_log.signing_key.public_pem().decode())
     return 0

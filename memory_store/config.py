@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(
         default=60, gt=0, description="Longest time between checkpoints while records arrive."
     )
+    audit_witness_dir: Path | None = Field(
+        default=None,
+        description="Where each signed checkpoint is published as it is cut (one note file "
+        "each), and what `audit verify` trusts by default; default data_dir/audit-witness. "
+        "Put it where the audit database's writers cannot write.",
+    )
+    audit_witness_url: SecretStr | None = Field(
+        default=None,
+        description="An http(s) URL each checkpoint note is also POSTed to (text/plain), "
+        "best effort, never holding up an append.",
+    )
     key_file: Path | None = Field(
         default=None, description="The key-encryption key file; default data_dir/kek.json."
     )
@@ -122,10 +133,19 @@ class Settings(BaseSettings):
         "a database is PostgreSQL.",
     )
 
-    @field_validator("data_dir", "key_file", "audit_key_file", "policy_dir", mode="after")
+    @field_validator(
+        "data_dir", "key_file", "audit_key_file", "audit_witness_dir", "policy_dir", mode="after"
+    )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("audit_witness_url", mode="after")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     def resolved_db_pool_size(self) -> int:
         """One request thread holds at most one connection per database, so a pool as large
@@ -159,6 +179,11 @@ class Settings(BaseSettings):
         if self.audit_key_file is not None:
             return self.audit_key_file
         return self.data_dir / "audit-signing.key"
+
+    def resolved_audit_witness_dir(self) -> Path:
+        if self.audit_witness_dir is not None:
+            return self.audit_witness_dir
+        return self.data_dir / "audit-witness"
 
     def resolved_key_file(self) -> Path:
         return self.key_file if self.key_file is not None else self.data_dir / "kek.json"

@@ -40,6 +40,7 @@ from memory_store.storage.rawdb import RawDB, close_thread_connections
 from memory_store.storage.tokens import TokenRepository
 from memory_store.trail.log import AuditLog
 from memory_store.trail.recorder import Auditor
+from memory_store.trail.witness import WitnessDirectory, Witnesses, WitnessPoster
 
 # What the audit pseudonyms of subjects with no data key are keyed by (trail/recorder.py).
 STRANGER_PSEUDONYMS = b"memory-store/stranger-pseudonym/1"
@@ -182,9 +183,15 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     signing_key = _open_signing_key(settings, audit_store)
     catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
     policy = Policy(settings.policy_dir, catalogue)
+    witness_url = settings.audit_witness_url
+    witnesses = Witnesses(
+        WitnessDirectory(settings.resolved_audit_witness_dir()),
+        WitnessPoster(witness_url.get_secret_value()) if witness_url is not None else None,
+    )
     audit_log = AuditLog(
         audit_engine,
         signing_key,
+        witnesses=witnesses,
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
@@ -225,7 +232,15 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         max_memories_per_user=settings.max_memories_per_user,
     )
     consents = ConsentService(consent_repository, policy, catalogue, auditor, cursors)
-    audit = AuditService(audit_store, signing_key, policy, auditor, token_repository, cursors)
+    audit = AuditService(
+        audit_store,
+        signing_key,
+        policy,
+        auditor,
+        token_repository,
+        witnesses.directory,
+        cursors,
+    )
     return Runtime(
         settings=settings,
         engine=engine,

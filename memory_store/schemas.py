@@ -212,21 +212,47 @@ class AuditEventPage(BaseModel):
 
 
 class AuditVerification(BaseModel):
-    ok: bool
+    ok: bool = Field(
+        description="The trail is intact, contradicts no checkpoint, and is anchored (or "
+        "allow_unanchored was asked)."
+    )
     records: int
-    checkpoints: int
+    checkpoints: int = Field(description="Checkpoints checked: stored and trusted.")
     last_seq: int
     last_hash: str
     first_bad_seq: int | None = Field(description="The first record that fails, if any.")
     problem: str | None
+    origin: str = Field(description="The log's name in its checkpoints.")
+    trusted_checkpoints: int = Field(
+        description="Checkpoints from the witness directory: only they anchor the trail."
+    )
+    anchored: bool
+    anchored_through: int = Field(description="The last record a trusted checkpoint covers.")
+    unanchored_tail: int = Field(description="Records after it, vouched for by no checkpoint.")
 
 
 class AuditCheckpointPublic(BaseModel):
+    """A signed checkpoint as stored. A tlog-checkpoint note (`note`): seq is its tree size,
+    hash its Merkle root (hex). A legacy one (no note): hash is record seq's chain hash."""
+
     seq: int
     hash: str
     at: str
     key_id: str
     signature: str
+    format: Literal["c2sp-tlog-checkpoint", "memory-store-checkpoint/1"]
+    note: str | None = Field(description="The signed note, as published to the witnesses.")
+
+
+class AuditInclusionProof(BaseModel):
+    """Record `record.seq` is leaf `leaf_index` of the tree `checkpoint` signs: hash
+    0x00 || its chain hash (raw), then fold in `path` (RFC 9162 2.1.3.2) to the note's root."""
+
+    record: AuditEventPublic
+    leaf_index: int
+    tree_size: int
+    path: list[str] = Field(description="The audit path, base64, leaf end first.")
+    checkpoint: str = Field(description="The signed note of the tree (tlog-checkpoint).")
 
 
 class AccessLogEntry(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from memory_store.schemas import (
     AuditCheckpointPublic,
     AuditEventPage,
     AuditEventPublic,
+    AuditInclusionProof,
     AuditVerification,
 )
 
@@ -62,17 +64,58 @@ def list_events(
     )
 
 
-@router.get("/verify", responses=problem_responses(401, 403))
-def verify(principal: PrincipalDep, services: ServicesDep) -> AuditVerification:
-    """Verify the stored trail: the hash chain, every checkpoint's signature, and that the
-    trail still extends every checkpoint."""
-    return AuditVerification(**services.audit.verify(principal).to_dict())
+@router.get("/verify", responses=problem_responses(401, 403, 422))
+def verify(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    allow_unanchored: Annotated[
+        bool, Query(description="Call an intact trail no checkpoint anchors ok.")
+    ] = False,
+) -> AuditVerification:
+    """Verify the stored trail: the hash chain, every checkpoint's signature, that the trail
+    extends every checkpoint, and how far the checkpoints of the witness directory (never the
+    database's own) anchor it."""
+    result = services.audit.verify(principal, allow_unanchored=allow_unanchored)
+    return AuditVerification(**result.to_dict())
 
 
 @router.get("/checkpoints", responses=problem_responses(401, 403))
 def checkpoints(principal: PrincipalDep, services: ServicesDep) -> list[AuditCheckpointPublic]:
-    """Signed checkpoints: keep copies outside the operator's reach."""
-    return [AuditCheckpointPublic(**c.to_dict()) for c in services.audit.checkpoints(principal)]
+    """Signed checkpoints as the database holds them. Those that anchor the trail are the
+    copies kept outside it (the witness directory, the witness URL)."""
+    return [
+        AuditCheckpointPublic(
+            seq=c.seq,
+            hash=c.hash,
+            at=c.at,
+            key_id=c.key_id,
+            signature=c.signature,
+            format="c2sp-tlog-checkpoint" if c.note is not None else "memory-store-checkpoint/1",
+            note=c.note,
+        )
+        for c in services.audit.checkpoints(principal)
+    ]
+
+
+@router.get("/proof", responses=problem_responses(401, 403, 404, 422))
+def proof(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    seq: Annotated[int, Query(ge=1, le=2**62, description="The record.")],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Default: the latest signed tree.")
+    ] = None,
+) -> AuditInclusionProof:
+    """That record `seq` is in a signed tree: its RFC 6962 inclusion proof and the tree's
+    signed checkpoint. Reads the tree's record hashes: it costs O(tree size)."""
+    found = services.audit.proof(principal, seq, tree_size=tree_size)
+    return AuditInclusionProof(
+        record=AuditEventPublic(**found.record.to_dict()),
+        leaf_index=found.record.seq - 1,
+        tree_size=found.tree_size,
+        path=[base64.b64encode(node).decode() for node in found.path],
+        checkpoint=found.checkpoint,
+    )
 
 
 @router.get(

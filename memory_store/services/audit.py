@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from audit import AuditRecord, Checkpoint, SigningKey, VerificationResult
+from audit import AnyCheckpoint, AuditRecord, SigningKey, VerificationResult
 from memory_store.domain import (
     ALL_CATEGORIES,
     COMPLIANCE,
@@ -16,14 +16,21 @@ from memory_store.domain import (
     AuditQuery,
     Principal,
 )
+from memory_store.errors import NotFound
 from memory_store.policy import AccessRequest, Action, Policy
 from memory_store.schemas import AccessLogEntry
 from memory_store.services.cursors import Cursors
 from memory_store.services.guard import Guard
-from memory_store.storage.audit_trail import AuditTrailStore
+from memory_store.storage.audit_trail import AuditTrailStore, StoredCheckpoint
 from memory_store.storage.tokens import TokenRepository
 from memory_store.trail.recorder import Auditor
-from memory_store.trail.verification import export_lines, verify_stored
+from memory_store.trail.verification import (
+    InclusionProof,
+    export_lines,
+    prove_inclusion,
+    verify_stored,
+)
+from memory_store.trail.witness import WitnessDirectory
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,13 @@ class AuditService:
         policy: Policy,
         auditor: Auditor,
         tokens: TokenRepository,
+        witness: WitnessDirectory,
         cursors: Cursors,
     ) -> None:
         self._cursors = cursors
         self._store = store
         self._signing_key = signing_key
+        self._witness = witness
         self._auditor = auditor
         self._tokens = tokens
         self._guard = Guard(policy, auditor)
@@ -79,7 +88,7 @@ class AuditService:
             items=items, next_cursor=self._cursors.encode({"s": items[-1].seq}) if more else None
         )
 
-    def checkpoints(self, principal: Principal) -> list[Checkpoint]:
+    def checkpoints(self, principal: Principal) -> list[StoredCheckpoint]:
         self._check(principal, Action.audit_read, COMPLIANCE, "")
         return self._store.checkpoints()
 
@@ -92,13 +101,42 @@ class AuditService:
         principal: Principal,
         *,
         purpose: str = COMPLIANCE,
-        kept: Sequence[Checkpoint] = (),
+        trusted: Sequence[AnyCheckpoint] | None = None,
+        allow_unanchored: bool = False,
     ) -> VerificationResult:
-        """Walk the whole stored trail: chain, signatures, every stored checkpoint, and any
-        checkpoints kept elsewhere (`kept`: those are what catch a trail cut short)."""
+        """Walk the whole stored trail: chain, the checkpoints it holds, and the checkpoints
+        that anchor it: `trusted` (kept elsewhere), by default those of the witness
+        directory, never the database's own."""
         self._check(principal, Action.audit_verify, purpose, "")
         self._auditor.record(principal, AuditAction.audit_verify, purpose=purpose)
-        return verify_stored(self._store, self._signing_key, kept)
+        unreadable = None
+        if trusted is None:
+            try:
+                trusted = self._witness.checkpoints()
+            except (OSError, ValueError) as exc:
+                trusted = []
+                unreadable = f"the witness directory cannot be read: {type(exc).__name__}"
+        return verify_stored(
+            self._store,
+            self._signing_key,
+            trusted,
+            allow_unanchored=allow_unanchored,
+            unreadable=unreadable,
+        )
+
+    def proof(
+        self, principal: Principal, seq: int, *, tree_size: int | None = None
+    ) -> InclusionProof:
+        """That record `seq` is in a signed tree: its inclusion proof against the latest
+        stored checkpoint holding it (or the one of `tree_size`)."""
+        self._check(principal, Action.audit_read, COMPLIANCE, "")
+        self._auditor.record(
+            principal, AuditAction.audit_read, purpose=COMPLIANCE, target=f"seq:{seq}"
+        )
+        proof = prove_inclusion(self._store, seq, tree_size=tree_size)
+        if proof is None:
+            raise NotFound("no such record in a signed checkpoint's tree (yet)")
+        return proof
 
     def export(self, principal: Principal, *, purpose: str = COMPLIANCE) -> Iterator[str]:
         """The whole trail as JSON Lines that `python -m audit verify` accepts. Audited, and

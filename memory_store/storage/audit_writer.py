@@ -4,7 +4,9 @@ One writer thread takes whatever records are waiting, chains them (audit.seal) a
 them in one transaction; each caller waits for the commit that holds its record. The writer
 keeps the chain's head in memory and moves the head row with a conditional UPDATE (`WHERE
 seq = <the head it chained on>`), so several server processes sharing a database still write
-one gap-free sequence: a writer that finds the head moved re-reads it and chains again.
+one gap-free sequence: a writer that finds the head moved re-reads it and chains again. The
+head carries the Merkle tree's frontier, extended by each record (a short hash or two), so
+that signing a checkpoint never reads the trail.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Engine
 
-from audit import GENESIS, AuditRecord, seal
+from audit import GENESIS, AuditRecord, Frontier, seal
 from memory_store.logging import get_logger
-from memory_store.storage.audit_trail import INSERT_RECORD, MOVE_HEAD, READ_HEAD, record_row
+from memory_store.storage.audit_trail import (
+    INSERT_RECORD,
+    MOVE_HEAD,
+    READ_HEAD,
+    Head,
+    head_of,
+    record_row,
+)
 from memory_store.storage.group_commit import GroupWriter, Pending
 from memory_store.storage.rawdb import RawDB
 
@@ -64,7 +73,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
         self._sql = _Statements(engine)
         self._tick = tick
         # Owned by the writer thread alone: the head as it last saw it.
-        self._head: tuple[int, str] = (0, GENESIS)
+        self._head = Head(0, GENESIS, Frontier())
         self._commit_sent = False
         super().__init__(
             engine,
@@ -76,7 +85,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
 
     @property
     def head_seq(self) -> int:
-        return self._head[0]
+        return self._head.seq
 
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
@@ -89,7 +98,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
 
     def _after_batch(self) -> None:
         if self._tick is not None:
-            self._tick(self._head[0])
+            self._tick(self._head.seq)
 
     _idle = _after_batch
 
@@ -146,15 +155,20 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
                 if lock_head:
                     cursor.execute(sql.lock_head)
                     self._head = _head_of(cursor.fetchone())
-                start_seq, start_hash = seq, prev = self._head
+                start_seq, start_hash = seq, prev = self._head.seq, self._head.hash
+                # No tree fits the head (records missing below it): the chain goes on alone.
+                frontier = self._head.frontier.copy() if self._head.frontier is not None else None
                 sealed = []
                 for pending in batch:
                     seq += 1
                     record = seal(pending.item, seq=seq, prev=prev)
                     prev = record.hash
+                    if frontier is not None:
+                        frontier.append(bytes.fromhex(prev))
                     sealed.append(record)
                 # Moving the head first also locks its row (PostgreSQL) for this transaction.
-                cursor.execute(sql.move_head, (seq, prev, start_seq, start_hash))
+                tree = frontier.encode() if frontier is not None else ""
+                cursor.execute(sql.move_head, (seq, prev, tree, start_seq, start_hash))
                 moved = cursor.rowcount == 1
                 if moved:
                     cursor.executemany(sql.insert, [record_row(record) for record in sealed])
@@ -171,12 +185,12 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
                 continue
             self._commit_sent = True
             conn.commit()
-            self._head = (seq, prev)
+            self._head = Head(seq, prev, frontier)
             self.batches_committed += 1
             return sealed
         raise AuditAppendError("the chain's head kept moving")
 
-    def _read_head(self, conn: Any) -> tuple[int, str]:
+    def _read_head(self, conn: Any) -> Head:
         cursor = conn.cursor()
         try:
             cursor.execute(self._sql.read_head)
@@ -196,7 +210,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
             return False
 
 
-def _head_of(row: Any) -> tuple[int, str]:
+def _head_of(row: Any) -> Head:
     if row is None:
         raise AuditAppendError("the audit trail has no head row")
-    return int(row[0]), str(row[1])
+    return head_of(row)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from memory_store.storage.engines import UTCDateTime
@@ -165,16 +165,22 @@ class AuditRow(SQLModel, table=True):
 
 class AuditHead(SQLModel, table=True):
     """The end of the chain: one row, locked by each append so that appends from several
-    processes line up in one sequence."""
+    processes line up in one sequence. With it, the right edge of the Merkle tree over the
+    records (audit.Frontier, hex): a checkpoint's root costs O(log n), not a pass."""
 
     __tablename__ = "audit_head"
 
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+    frontier: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class AuditCheckpointRow(SQLModel, table=True):
+    """A signed checkpoint: a tlog-checkpoint note (seq is its tree size, hash its Merkle
+    root in hex, key_id and signature its signature line's) and its tree's frontier, or,
+    without a note, a legacy v1 checkpoint (hash is then the chain hash of record seq)."""
+
     __tablename__ = "audit_checkpoints"
 
     seq: int = Field(primary_key=True)
@@ -182,6 +188,10 @@ class AuditCheckpointRow(SQLModel, table=True):
     at: str = Field(max_length=32)
     key_id: str = Field(max_length=32)
     signature: str = Field(max_length=128)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The tree's frontier (hex), which the note's signed root proves: where a new process
+    # picks up the tree it last signed (trail/log.py), reading only the records since.
+    frontier: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 # The key store: each user's data key, wrapped by a KEK, in a database of its own (so a backup

@@ -79,6 +79,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/audit/checkpoints"): COMPLIANCE_ONLY,
     ("GET", "/v1/audit/public-key"): COMPLIANCE_ONLY,
     ("GET", "/v1/audit/export"): COMPLIANCE_ONLY,
+    # Allowed to compliance; 404 here because no checkpoint has been signed yet to prove
+    # record 1 against (tests/trail/test_inclusion_proofs.py has the 200).
+    ("GET", "/v1/audit/proof"): {**COMPLIANCE_ONLY, "compliance": 404},
     # An erasure's status: its unguessable id is the capability (it names no one).
     ("GET", "/v1/erasures/{erasure_id}"): OPEN,
 }
@@ -93,6 +96,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/users/{user_id}/memories"): {"params": {"purpose": PURPOSE}},
     ("GET", "/v1/users/{user_id}/memories/{memory_id}"): {"params": {"purpose": PURPOSE}},
     ("GET", "/v1/users/{user_id}/context"): {"params": {"purpose": PURPOSE, "q": "figs"}},
+    ("GET", "/v1/audit/proof"): {"params": {"seq": 1}},
     ("DELETE", "/v1/users/{user_id}/memories/{memory_id}"): {"params": {"purpose": PURPOSE}},
     ("DELETE", "/v1/me/memories"): {"params": {"category": "preferences"}},
     ("PATCH", "/v1/me/memories/{memory_id}"): {"json": {"content": "likes dates"}},

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from audit.chain import GENESIS, seal
 from audit.export import checkpoint_line, header_line, record_line
+from audit.merkle import MerkleLog
+from audit.note import TreeCheckpoint
 from audit.records import OUTCOMES, AuditRecord
-from audit.signing import Checkpoint, SigningKey, key_id
-from audit.verify import VerificationResult, Verifier
+from audit.signing import SigningKey, key_id
+from audit.verify import AnyCheckpoint, VerificationResult, Verifier
 
 AT = "2026-11-26T10:00:00.000000Z"
 
@@ -69,27 +71,53 @@ def chain(records: Sequence[AuditRecord], *, start_prev: str = GENESIS) -> list[
     return sealed
 
 
+def tree_of(records: Sequence[AuditRecord]) -> MerkleLog:
+    tree = MerkleLog()
+    for record in records:
+        tree.append(bytes.fromhex(record.hash))
+    return tree
+
+
+def sign_tree(records: Sequence[AuditRecord], signing_key: SigningKey, size: int) -> TreeCheckpoint:
+    """The tlog-checkpoint the service would cut over the first `size` records."""
+    return signing_key.sign_tree(size, tree_of(records[:size]).root())
+
+
 def verify(
     records: Sequence[AuditRecord],
     signing_key: SigningKey,
-    checkpoints: Sequence[Checkpoint] = (),
+    checkpoints: Sequence[AnyCheckpoint] = (),
+    *,
+    stored: Sequence[AnyCheckpoint] = (),
+    allow_unanchored: bool = True,
 ) -> VerificationResult:
-    verifier = Verifier(signing_key.public_key)
+    """Verify records against `checkpoints` kept outside (trusted) and `stored` ones (checked,
+    trusting none). Unanchored is allowed unless asked: most tests are about the chain."""
+    verifier = Verifier(signing_key.public_key, allow_unanchored=allow_unanchored)
     for record in records:
         verifier.add_record(record)
     for checkpoint in checkpoints:
+        verifier.trust(checkpoint)
+    for checkpoint in stored:
         verifier.add_checkpoint(checkpoint)
     return verifier.result()
 
 
 def export_lines(
-    records: Sequence[AuditRecord], checkpoints: Sequence[Checkpoint], signing_key: SigningKey
+    records: Sequence[AuditRecord],
+    checkpoints: Sequence[AnyCheckpoint],
+    signing_key: SigningKey,
 ) -> list[str]:
     """A JSON Lines export: header, then each record, each checkpoint after the record it covers."""
-    by_seq = {checkpoint.seq: checkpoint for checkpoint in checkpoints}
-    lines = [header_line(exported_at=AT, key_id=key_id(signing_key.public_key))]
+    by_seq: dict[int, list[AnyCheckpoint]] = {}
+    for checkpoint in checkpoints:
+        by_seq.setdefault(checkpoint.seq, []).append(checkpoint)
+    lines = [
+        header_line(
+            exported_at=AT, key_id=key_id(signing_key.public_key), origin=signing_key.origin
+        )
+    ]
     for record in records:
         lines.append(record_line(record))
-        if record.seq in by_seq:
-            lines.append(checkpoint_line(by_seq[record.seq]))
+        lines += [checkpoint_line(checkpoint) for checkpoint in by_seq.get(record.seq, [])]
     return lines

@@ -69,6 +69,7 @@ def test_a_large_forget_answers_at_once_hides_every_row_and_the_rest_is_deleted_
     assert edit.status_code == 200
     bobs = write_memory(client, assistant, user_id="bob", content="bob stays")
 
+    runtime.audit_log.checkpoint()  # published: the trail after the forget must extend it
     receipt = client.delete("/v1/me", headers=bearer(alice)).json()
     assert (receipt["memories"], receipt["memory_versions"]) == (10, 1)
     assert receipt["data_key_destroyed"] is True and receipt["rows_deleted"] is False
@@ -109,7 +110,7 @@ def test_a_large_forget_answers_at_once_hides_every_row_and_the_rest_is_deleted_
         headers=bearer(assistant),
     ).is_success
     verdict = client.get("/v1/audit/verify", headers=bearer(compliance)).json()
-    assert verdict["ok"] is True
+    assert verdict["ok"] is True and verdict["anchored"] is True  # by the checkpoint before
 
 
 def test_the_eraser_thread_deletes_what_the_request_left(

@@ -11,7 +11,7 @@ from sqlalchemy import Table
 
 from audit import AuditRecord
 from memory_store.storage import tables
-from memory_store.storage.audit_trail import RECORD_COLUMNS
+from memory_store.storage.audit_trail import RECORD_COLUMNS, StoredCheckpoint
 from memory_store.storage.consents import ConsentEventRow, SettingsRow
 from memory_store.storage.keystore import StoredKey
 from memory_store.storage.memories import MEMORY_COLUMNS, MemoryRow, MemoryVersionRow
@@ -37,6 +37,7 @@ def names(row_type: type) -> list[str]:
         (SettingsRow, tables.UserSettings.__table__, ()),  # type: ignore[attr-defined]
         # When a key was made is kept for the operator; the service never reads it.
         (StoredKey, tables.data_keys, ("created_at",)),
+        (StoredCheckpoint, tables.AuditCheckpointRow.__table__, ()),  # type: ignore[attr-defined]
     ],
 )
 def test_a_row_type_has_its_tables_columns_in_order(

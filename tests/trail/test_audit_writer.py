@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from audit import AuditRecord
+from audit import GENESIS, AuditRecord, MerkleLog
 from memory_store.domain import OPERATOR, AuditQuery
 from memory_store.errors import AuditUnavailable
 from memory_store.runtime import Runtime
 from memory_store.storage.audit_writer import AuditAppendError
 from memory_store.trail.log import AuditLog
 from memory_store.trail.verification import verify_stored
+from memory_store.trail.witness import Witnesses
 
 
 def record(number: int, memory_ids: tuple[str, ...] = ()) -> AuditRecord:
@@ -39,10 +40,20 @@ def stored(runtime: Runtime) -> list[AuditRecord]:
 
 
 def assert_one_intact_chain(runtime: Runtime) -> list[AuditRecord]:
+    """One gap-free chain, and the head's Merkle frontier is the tree of exactly its records
+    (whichever writer extended it)."""
     trail = stored(runtime)
     assert [r.seq for r in trail] == list(range(1, len(trail) + 1))
-    result = verify_stored(runtime.audit_store, runtime.audit_log.signing_key)
+    result = verify_stored(
+        runtime.audit_store, runtime.audit_log.signing_key, [], allow_unanchored=True
+    )
     assert result.ok, result.problem
+    tree = MerkleLog()
+    for r in trail:
+        tree.append(bytes.fromhex(r.hash))
+    committed = runtime.audit_store.head()
+    assert (committed.seq, committed.hash) == (len(trail), trail[-1].hash if trail else GENESIS)
+    assert committed.frontier == tree.frontier()
     return trail
 
 
@@ -58,6 +69,7 @@ def second_log(runtime: Runtime) -> Iterator[AuditLog]:
     log = AuditLog(
         runtime.audit_engine,
         runtime.audit_log.signing_key,
+        witnesses=Witnesses(runtime.audit_log.witness_directory),
         checkpoint_every=10**6,
         checkpoint_seconds=3600,
     )
