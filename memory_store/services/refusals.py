@@ -49,6 +49,9 @@ ROUTE_ACTIONS: dict[tuple[str, str], AuditAction] = {
     ("GET", "/v1/audit/events"): AuditAction.audit_read,
     ("GET", "/v1/audit/verify"): AuditAction.audit_verify,
     ("GET", "/v1/audit/export"): AuditAction.audit_export,
+    ("GET", "/v1/audit/checkpoints"): AuditAction.audit_read,
+    ("GET", "/v1/audit/public-key"): AuditAction.audit_read,
+    ("GET", "/v1/audit/proof"): AuditAction.audit_read,
 }
 
 
