@@ -142,8 +142,12 @@ def _components(runtime: Runtime, memory_id: str) -> None:
         ),
         "policy: role gate + row decision (cached)": decide,
         "pseudonym (HKDF + HMAC)": lambda: pseudonym(key),  # type: ignore[arg-type]
-        "decrypt + MemoryPublic (_reveal)": lambda: _reveal(key, row),  # type: ignore[arg-type]
+        "item key (DataKeyring.item_keys: query + unwrap)": lambda: runtime.keyring.item_keys(
+            key, [memory_id]
+        ).every(),
+        "decrypt + MemoryPublic (_reveal)": lambda: _reveal(items, row),  # type: ignore[arg-type]
     }
+    items = runtime.keyring.item_keys(key, [memory_id])  # type: ignore[arg-type]
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(5):
         for name, step in steps.items():

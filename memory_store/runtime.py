@@ -91,6 +91,10 @@ class Runtime:
             erasures=self.erasures,
             refusals=RefusalLog(self.auditor, self.catalogue),
             check_ready=self.ready,
+            inline_reads=all(
+                engine.dialect.name == "sqlite"
+                for engine in (self.engine, self.keystore_engine, self.audit_engine)
+            ),
         )
 
     def ready(self) -> None:

@@ -105,7 +105,8 @@ def test_an_unexpected_error_is_500_problem_and_its_message_is_not_logged(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(f"bug while handling {CONTENT}")
 
-    monkeypatch.setattr(app.state.runtime.memories, "list_for_purpose", explode)
+    for name in ("list_for_purpose", "begin_list_for_purpose"):  # threaded, or on the loop
+        monkeypatch.setattr(app.state.runtime.memories, name, explode)
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get(
             "/v1/users/alice/memories", params={"purpose": PURPOSE}, headers=bearer(assistant_token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from memory_store.api.deps import (
     ListQueryDep,
@@ -41,7 +42,7 @@ def write_memory(
 
 
 @router.get("", responses=problem_responses(401, 403, 404, 410, 422))
-def list_memories(
+async def list_memories(
     user_id: UserIdPath,
     purpose: PurposeQuery,
     query: ListQueryDep,
@@ -49,7 +50,13 @@ def list_memories(
     services: ServicesDep,
 ) -> MemoryPage:
     """The user's memories that `purpose` may use, newest first."""
-    return services.memories.list_for_purpose(principal, user_id, purpose, query)
+    memories = services.memories
+    if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
+        return await run_in_threadpool(
+            memories.list_for_purpose, principal, user_id, purpose, query
+        )
+    # Short indexed reads inline; the read's record committed without holding a thread.
+    return await memories.begin_list_for_purpose(principal, user_id, purpose, query).answered()
 
 
 @router.get("/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))

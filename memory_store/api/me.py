@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from memory_store.api.deps import (
     ListQueryDep,
@@ -48,11 +49,13 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 @router.get("/memories", responses=problem_responses(401, 403, 410, 422))
-def list_my_memories(
+async def list_my_memories(
     query: ListQueryDep, principal: PrincipalDep, services: ServicesDep
 ) -> MemoryPage:
     """Everything kept about you, newest first; `q` searches the contents."""
-    return services.memories.list_own(principal, query)
+    if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
+        return await run_in_threadpool(services.memories.list_own, principal, query)
+    return await services.memories.begin_list_own(principal, query).answered()
 
 
 @router.delete("/memories", responses=problem_responses(401, 403, 422))

@@ -25,3 +25,6 @@ class Services:
     refusals: RefusalLog
     # Raises unless the databases answer and the keys are usable (for /readyz).
     check_ready: Callable[[], None]
+    # Whether a short indexed read may run inline on the event loop (every database a local
+    # SQLite file) rather than in a thread.
+    inline_reads: bool = False

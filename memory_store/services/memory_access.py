@@ -4,9 +4,10 @@ only once its record is committed are the rows decrypted."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from memory_store.domain import AuditAction
 from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
@@ -21,9 +22,37 @@ from memory_store.services.erasures import ErasureLog
 from memory_store.services.guard import Guard
 from memory_store.storage.consents import ConsentRepository
 from memory_store.storage.memories import MemoryRepository, MemoryRow, MemoryVersionRow
-from memory_store.trail.recorder import Auditor
+from memory_store.trail.recorder import Auditor, PendingRecord
 
 _log = get_logger("memory_store.memories")
+
+
+T = TypeVar("T")
+
+
+class Disclosure(Generic[T]):
+    """A read whose audit record is queued: its answer, which holds the decrypted contents,
+    is made only once that record is committed. A thread `wait`s for it; a request on the
+    event loop awaits `answered`, holding no thread while the group commit comes."""
+
+    def __init__(self, record: PendingRecord | None, reveal: Callable[[], T]) -> None:
+        self._record = record
+        self._reveal = reveal
+
+    @classmethod
+    def done(cls, answer: T) -> Disclosure[T]:
+        """An answer whose record is committed already."""
+        return cls(None, lambda: answer)
+
+    def wait(self) -> T:
+        if self._record is not None:
+            self._record.wait()
+        return self._reveal()
+
+    async def answered(self) -> T:
+        if self._record is not None:
+            await self._record.committed()
+        return self._reveal()
 
 
 class MemoryAccess:
@@ -132,12 +161,35 @@ class MemoryAccess:
     ) -> list[MemoryPublic]:
         """Record the read, and only once it is committed, decrypt: one key for all rows. A
         row that will not open is left out (and recorded as refused), the rest served."""
+        return self._begin_disclose(request, action, rows, lambda items: items).wait()
+
+    def _begin_disclose(
+        self,
+        request: AccessRequest,
+        action: AuditAction,
+        rows: Sequence[MemoryRow],
+        answer: Callable[[list[MemoryPublic]], T],
+    ) -> Disclosure[T]:
+        """`_disclose` in two steps: the read's record queued now; the rows opened (and made
+        into the `answer`) only once it is committed."""
         key = self._read_key(request.subject_user_id) if rows else None
         ids = [row.id for row in rows]
-        self._record_read(request, action, key, ids)
-        items, unreadable = reveal_each(self._item_keys(key, ids), rows)
-        self._refuse_unreadable(request, action, unreadable)
-        return items
+        pending = self._auditor.begin_record(
+            request.principal,
+            action,
+            subject_user_id=request.subject_user_id,
+            subject_key=key,
+            memory_ids=ids,
+            purpose=request.purpose,
+            result_count=len(ids),
+        )
+
+        def reveal() -> T:
+            items, unreadable = reveal_each(self._item_keys(key, ids), rows)
+            self._refuse_unreadable(request, action, unreadable)
+            return answer(items)
+
+        return Disclosure(pending, reveal)
 
     def _refuse_unreadable(
         self, request: AccessRequest, action: AuditAction, memory_ids: Sequence[str]

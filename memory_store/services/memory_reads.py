@@ -22,6 +22,7 @@ from memory_store.schemas import (
 )
 from memory_store.services.cursors import Cursors
 from memory_store.services.memory_access import (
+    Disclosure,
     MemoryAccess,
     open_row,
     public,
@@ -189,6 +190,23 @@ class MemoryReads(MemoryAccess):
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
     ) -> MemoryPage:
+        return self._begin_list(principal, user_id, purpose, query).wait()
+
+    def begin_list_for_purpose(
+        self, principal: Principal, user_id: str, purpose: str, query: ListQuery
+    ) -> Disclosure[MemoryPage]:
+        """`list_for_purpose` in two steps, for a caller on the event loop: up to the read's
+        record (short indexed reads) now; the contents once the record is committed."""
+        self._catalogue.purpose(purpose)
+        return self._begin_list(principal, user_id, purpose, query)
+
+    def begin_list_own(self, principal: Principal, query: ListQuery) -> Disclosure[MemoryPage]:
+        """`list_own` in two steps (see `begin_list_for_purpose`)."""
+        return self._begin_list(principal, principal.user_id or "", SELF_SERVICE, query)
+
+    def _begin_list(
+        self, principal: Principal, user_id: str, purpose: str, query: ListQuery
+    ) -> Disclosure[MemoryPage]:
         if query.category is not None:
             self._catalogue.category(query.category)
         after = _cursor_position(self._cursors, query.cursor) if query.cursor else None
@@ -200,15 +218,7 @@ class MemoryReads(MemoryAccess):
         categories = self._policy.allowed_categories(request, wanted)
         terms = query.q.casefold().split() if query.q else []
         now = utc_now()
-        rows: Sequence[MemoryRow] = []
-        more = False
-        if categories and not terms:
-            page = self._memories.page(
-                user_id, now=now, limit=query.limit + 1, categories=categories, after=after
-            )
-            rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
-            items = self._disclose(request, action, rows)
-        elif categories:
+        if categories and terms:  # decrypted to match: done now, in the caller's thread
             key = self._read_key(user_id)
             found, more, unreadable = self._search(
                 request=request,
@@ -221,9 +231,18 @@ class MemoryReads(MemoryAccess):
             )
             self._record_read(request, action, key, [memory.id for memory in found])
             self._refuse_unreadable(request, action, unreadable)
-            items = found
-        else:  # nothing the purpose may use: an empty answer, still on the record
-            items = self._disclose(request, action, [])
+            return Disclosure.done(self._page(found, more))
+        rows: Sequence[MemoryRow] = []
+        more = False
+        if categories:
+            page = self._memories.page(
+                user_id, now=now, limit=query.limit + 1, categories=categories, after=after
+            )
+            rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
+        # Nothing the purpose may use is an empty answer, still on the record.
+        return self._begin_disclose(request, action, rows, lambda items: self._page(items, more))
+
+    def _page(self, items: list[MemoryPublic], more: bool) -> MemoryPage:
         next_cursor = (
             _position_cursor(self._cursors, Position(items[-1].created_at, items[-1].id))
             if more and items

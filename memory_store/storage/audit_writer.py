@@ -12,6 +12,7 @@ that signing a checkpoint never reads the trail.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine
@@ -89,8 +90,17 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
 
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
+        return self.result(self.begin_append(record))
+
+    def begin_append(self, record: AuditRecord) -> Future[AuditRecord]:
+        """Queue `record` to be chained and committed; `result` waits for it (or the
+        caller awaits the future: an async request waits on no thread)."""
+        return self.enqueue(record)
+
+    def result(self, done: Future[AuditRecord]) -> AuditRecord:
+        """The record as committed, once it is. Raises AuditAppendError."""
         try:
-            return self.submit(record)
+            return self.wait(done)
         except AuditAppendError:
             raise
         except Exception as exc:

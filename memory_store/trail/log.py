@@ -16,6 +16,7 @@ database, which that checkpoint's signed root proves.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import NoReturn
 
@@ -84,6 +85,14 @@ class AuditLog:
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
         return self.writer.append(record)
+
+    def begin_append(self, record: AuditRecord) -> Future[AuditRecord]:
+        """Queue `record`; the future is answered once it is committed."""
+        return self.writer.begin_append(record)
+
+    def result(self, done: Future[AuditRecord]) -> AuditRecord:
+        """Wait for a queued record's commit. Raises AuditAppendError."""
+        return self.writer.result(done)
 
     def close(self) -> None:
         """Stop the writer after what is queued, and sign a last checkpoint."""

@@ -11,11 +11,13 @@ once the subject is forgotten. If the record cannot be committed, the request fa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol
 
 import structlog
@@ -30,10 +32,40 @@ from memory_store.storage.audit_writer import AuditAppendError
 from memory_store.trail.times import format_time
 
 ANONYMOUS = "anonymous"
+COMMIT_WAIT_SECONDS = 30.0  # as long as a thread waits for the group commit
 
 
 class AuditSink(Protocol):
     def append(self, record: AuditRecord) -> AuditRecord: ...
+
+    def begin_append(self, record: AuditRecord) -> Future[AuditRecord]: ...
+
+    def result(self, done: Future[AuditRecord]) -> AuditRecord: ...
+
+
+class PendingRecord:
+    """An audit record queued for its commit: `wait` for it in a thread, or await `done` on
+    the event loop and then take `result`. Either way, nothing may be disclosed before."""
+
+    def __init__(self, sink: AuditSink, done: Future[AuditRecord]) -> None:
+        self._sink = sink
+        self.done = done
+
+    def wait(self) -> AuditRecord:
+        try:
+            return self._sink.result(self.done)
+        except AuditAppendError:
+            raise AuditUnavailable() from None
+
+    async def committed(self) -> AuditRecord:
+        """The record, once committed, awaited without holding a thread."""
+        # asyncio.wait, not wait_for: a time-out must not cancel the writer's future.
+        finished, _ = await asyncio.wait(
+            {asyncio.wrap_future(self.done)}, timeout=COMMIT_WAIT_SECONDS
+        )
+        if not finished:
+            raise AuditUnavailable()
+        return self.wait()  # done: at once, or the failure raised as the sync path raises it
 
 
 _TAG_HEX = 16  # a client request id's tag: 64 bits, enough to find a request by it
@@ -113,6 +145,35 @@ class Auditor:
         reason: str | None = None,
         result_count: int | None = None,
     ) -> AuditRecord:
+        """Append a record, and return it once committed (AuditUnavailable if it cannot be)."""
+        return self.begin_record(
+            principal,
+            action,
+            subject_user_id=subject_user_id,
+            subject_key=subject_key,
+            outcome=outcome,
+            memory_ids=memory_ids,
+            target=target,
+            purpose=purpose,
+            reason=reason,
+            result_count=result_count,
+        ).wait()
+
+    def begin_record(
+        self,
+        principal: Principal | None,
+        action: AuditAction,
+        *,
+        subject_user_id: str | None = None,
+        subject_key: UserKey | None = None,
+        outcome: str = "allowed",
+        memory_ids: Sequence[str] = (),
+        target: str | None = None,
+        purpose: str | None = None,
+        reason: str | None = None,
+        result_count: int | None = None,
+    ) -> PendingRecord:
+        """Queue a record for its commit, without waiting (see PendingRecord)."""
         subject, tags = self._subject(subject_user_id, subject_key)
         request_id, client_id = current_request_ids()
         if client_id is not None:
@@ -132,7 +193,7 @@ class Auditor:
             result_count=result_count,
         )
         try:
-            return self._sink.append(record)
+            return PendingRecord(self._sink, self._sink.begin_append(record))
         except AuditAppendError:
             raise AuditUnavailable() from None
 

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,13 @@ def test_no_content_no_query_text_and_no_user_id_in_any_record_or_export(
 # -- fail closed ----------------------------------------------------------------------------
 
 
+def failing_commit(_record: AuditRecord) -> Future[AuditRecord]:
+    """An append queued, whose commit then fails (as a full disk would fail it)."""
+    failed: Future[AuditRecord] = Future()
+    failed.set_exception(AuditAppendError("disk full"))
+    return failed
+
+
 def test_a_read_whose_audit_append_fails_is_refused_and_discloses_nothing(
     client: TestClient,
     runtime: Runtime,
@@ -176,10 +184,7 @@ def test_a_read_whose_audit_append_fails_is_refused_and_discloses_nothing(
 ) -> None:
     memory = write_memory(client, assistant_token, content="the secret recipe")
 
-    def broken(_record: AuditRecord) -> AuditRecord:
-        raise AuditAppendError("disk full")
-
-    monkeypatch.setattr(runtime.audit_log, "append", broken)
+    monkeypatch.setattr(runtime.audit_log, "begin_append", failing_commit)
     reads = [
         client.get(
             f"/v1/users/alice/memories/{memory['id']}",
@@ -200,10 +205,7 @@ def test_a_read_whose_audit_append_fails_is_refused_and_discloses_nothing(
 def test_a_write_whose_audit_append_fails_stores_nothing(
     client: TestClient, runtime: Runtime, assistant_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_record: AuditRecord) -> AuditRecord:
-        raise AuditAppendError("disk full")
-
-    monkeypatch.setattr(runtime.audit_log, "append", broken)
+    monkeypatch.setattr(runtime.audit_log, "begin_append", failing_commit)
     response = client.post(
         "/v1/users/alice/memories",
         params={"purpose": PURPOSE},
