@@ -60,7 +60,7 @@ async def list_memories(
 
 
 @router.get("/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
-def get_memory(
+async def get_memory(
     user_id: UserIdPath,
     memory_id: MemoryIdPath,
     purpose: PurposeQuery,
@@ -68,7 +68,12 @@ def get_memory(
     services: ServicesDep,
 ) -> MemoryPublic:
     """One memory, if `purpose` may use its category."""
-    return services.memories.get_for_purpose(principal, user_id, memory_id, purpose)
+    memories = services.memories
+    if not services.inline_reads:
+        return await run_in_threadpool(
+            memories.get_for_purpose, principal, user_id, memory_id, purpose
+        )
+    return await memories.begin_get_for_purpose(principal, user_id, memory_id, purpose).answered()
 
 
 @router.delete(

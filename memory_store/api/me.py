@@ -73,11 +73,14 @@ def delete_my_category(
 
 
 @router.get("/memories/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
-def get_my_memory(
+async def get_my_memory(
     memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep, response: Response
 ) -> MemoryPublic:
     """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
-    memory = services.memories.get_own(principal, memory_id)
+    if services.inline_reads:
+        memory = await services.memories.begin_get_own(principal, memory_id).answered()
+    else:
+        memory = await run_in_threadpool(services.memories.get_own, principal, memory_id)
     response.headers["ETag"] = etag(memory.version)
     return memory
 

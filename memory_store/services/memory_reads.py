@@ -179,13 +179,37 @@ class MemoryReads(MemoryAccess):
     def _get(
         self, principal: Principal, user_id: str, memory_id: str, purpose: str
     ) -> MemoryPublic:
+        return self._begin_get(principal, user_id, memory_id, purpose).wait()
+
+    def begin_get_for_purpose(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> Disclosure[MemoryPublic]:
+        """`get_for_purpose` in two steps (see `begin_list_for_purpose`)."""
+        self._catalogue.purpose(purpose)
+        return self._begin_get(principal, user_id, memory_id, purpose)
+
+    def begin_get_own(self, principal: Principal, memory_id: str) -> Disclosure[MemoryPublic]:
+        """`get_own` in two steps (see `begin_list_for_purpose`)."""
+        return self._begin_get(principal, principal.user_id or "", memory_id, SELF_SERVICE)
+
+    def _begin_get(
+        self, principal: Principal, user_id: str, memory_id: str, purpose: str
+    ) -> Disclosure[MemoryPublic]:
         action = AuditAction.memory_read
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         row = self._one(request, action, memory_id, utc_now())
         key = self._read_key(user_id)
-        self._record_read(request, action, key, [row.id])
+        pending = self._auditor.begin_record(
+            principal,
+            action,
+            subject_user_id=user_id,
+            subject_key=key,
+            memory_ids=[row.id],
+            purpose=purpose,
+            result_count=1,
+        )
         # One memory asked for by id: unreadable is a 410.
-        return reveal(self._item_keys(key, [row.id]), row)
+        return Disclosure(pending, lambda: reveal(self._item_keys(key, [row.id]), row))
 
     def _list(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
