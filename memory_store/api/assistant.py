@@ -17,6 +17,7 @@ from memory_store.api.deps import (
     problem_responses,
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
+from memory_store.pending import run_steps_async
 from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
 )
-def write_memory(
+async def write_memory(
     user_id: UserIdPath,
     purpose: PurposeQuery,
     body: MemoryCreate,
@@ -36,7 +37,12 @@ def write_memory(
     response: Response,
 ) -> MemoryPublic:
     """Store a new memory about `user_id`, encrypted under that user's key."""
-    memory = services.memories.write(principal, user_id, purpose, body)
+    memories = services.memories
+    if services.inline_reads:  # checks inline; each commit awaited, holding no thread
+        steps = memories.write_steps(principal, user_id, purpose, body)
+        memory = await run_steps_async(steps)
+    else:
+        memory = await run_in_threadpool(memories.write, principal, user_id, purpose, body)
     response.headers["Location"] = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
     return memory
 

@@ -18,7 +18,7 @@ import functools
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +36,7 @@ from memory_store.keys.envelope import (
     wrap_item,
 )
 from memory_store.keys.provider import KeyProvider
+from memory_store.pending import Pending
 from memory_store.storage.keystore import (
     KeyStore,
     Rewrap,
@@ -219,15 +220,13 @@ class DataKeyring:
         """Store new item keys wrapped under the user's key, committed before this returns
         (their memories may be stored only then). KeysUnavailable when the user's key was
         destroyed meanwhile (they were forgotten while this was written)."""
-        self.begin_storing_item_keys(user, items)()
+        self.begin_storing_item_keys(user, items).result()
 
-    def begin_storing_item_keys(
-        self, user: UserKey, items: Sequence[ItemKey]
-    ) -> Callable[[], None]:
-        """`store_item_keys` in two halves: this queues the commit and returns the wait for
-        it, so the caller can do other work (record the write) while it commits."""
+    def begin_storing_item_keys(self, user: UserKey, items: Sequence[ItemKey]) -> Pending[None]:
+        """`store_item_keys`, queued: the caller can do other work (record the write) while
+        it commits, and take the outcome after."""
 
-        def start(user: UserKey) -> Callable[[], None]:
+        def start(user: UserKey) -> Pending[None]:
             wrapped = [
                 StoredItemKey(i.memory_id, i.item_id, i.version, wrap_item(user, i)) for i in items
             ]
@@ -235,13 +234,13 @@ class DataKeyring:
 
         first = start(user)
 
-        def wait() -> None:
+        def outcome() -> None:
             pending, current = first, user
             for _ in range(_RETRIES):
                 try:
-                    pending()
+                    pending.result()
                     return
-                except StaleIssue:  # re-issued meanwhile: wrap under the new issue
+                except StaleIssue:  # re-issued meanwhile (rare): wrap under the new issue
                     fresh = self.key_for_read(current.user_id)
                     if fresh is None or fresh.key_id != current.key_id:
                         break
@@ -249,7 +248,7 @@ class DataKeyring:
                     pending = start(current)
             raise KeysUnavailable("This user's data key changed while the memory was stored")
 
-        return wait
+        return Pending(first.future, outcome)
 
     def drop_item_key(self, item: ItemKey) -> None:
         """Delete the item key of a version that was not stored after all."""

@@ -17,6 +17,7 @@ from memory_store.errors import (
 )
 from memory_store.keys.envelope import new_item_key
 from memory_store.keys.payload import seal_payload
+from memory_store.pending import Pending, Steps, run_steps
 from memory_store.policy import AccessRequest, Action, refuse_secrets
 from memory_store.schemas import Erasure, MemoryCreate, MemoryPublic, MemoryUpdate
 from memory_store.services.memory_access import (
@@ -39,6 +40,14 @@ class MemoryWrites(MemoryAccess):
     def write(
         self, principal: Principal, user_id: str, purpose: str, body: MemoryCreate
     ) -> MemoryPublic:
+        return run_steps(self.write_steps(principal, user_id, purpose, body))
+
+    def write_steps(
+        self, principal: Principal, user_id: str, purpose: str, body: MemoryCreate
+    ) -> Steps[MemoryPublic]:
+        """The write, as steps (memory_store/pending.py): checked and sealed at once; then
+        its item key and its audit record committed; then the memory stored. A thread runs
+        it with `write`; a request on the event loop awaits each commit, holding no thread."""
         action = AuditAction.memory_write
         self._catalogue.purpose(purpose)
         category = self._catalogue.category(body.category)
@@ -89,7 +98,7 @@ class MemoryWrites(MemoryAccess):
         # The item key commits while the write is recorded: both before the memory is
         # stored, so that nothing changes without its record and a memory stored opens.
         item_key_stored = self._keyring.begin_storing_item_keys(key, [item])
-        self._auditor.record(
+        recorded = self._auditor.begin_record(
             principal,
             action,
             subject_user_id=user_id,
@@ -98,10 +107,12 @@ class MemoryWrites(MemoryAccess):
             purpose=purpose,
             result_count=1,
         )
-        item_key_stored()
+        yield Pending(recorded.done, recorded.wait)
+        yield item_key_stored
         # A failed commit leaves the item key behind (the write may yet have committed): it
         # opens nothing but that memory, and goes when its user is forgotten.
-        if not self._memories.insert(row, max_per_user=self._max_memories):
+        stored = yield self._memories.begin_insert(row, max_per_user=self._max_memories)
+        if not stored:
             # Concurrent writes filled the quota after the check above: the insert, which
             # counts again under the write lock, stored nothing. Recorded as refused.
             self._keyring.drop_item_key(item)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from memory_store.errors import StorageUnavailable
+from memory_store.pending import Pending
 from memory_store.storage.engines import truncate_wal
 from memory_store.storage.group_commit import GroupCommitter, WriteFailed
 from memory_store.storage.rawdb import RawDB
@@ -184,10 +185,10 @@ class KeyStore:
         key_id: str,
         issue: int,
         items: Sequence[StoredItemKey],
-    ) -> Callable[[], None]:
+    ) -> Pending[None]:
         """Start storing item keys wrapped under issue `issue` of the user's key `key_id`, in
-        one transaction. Returns the wait for its commit, which raises StaleIssue (nothing
-        stored) when the user's key was re-issued or destroyed meanwhile."""
+        one transaction. Its outcome raises StaleIssue (nothing stored) when the user's key
+        was re-issued or destroyed meanwhile."""
         raw = self._raw
         insert = raw.sql(
             "INSERT INTO item_keys (user_id, memory_id, item_id, version, key_id, wrapped) "
@@ -203,19 +204,19 @@ class KeyStore:
         if writer is None:
             with raw.transaction() as cursor:
                 job(cursor)
-            return lambda: None
+            return Pending.done(None)
         try:
             done = writer.enqueue(job)
         except WriteFailed as failed:
             raise StorageUnavailable() from failed
 
-        def wait() -> None:
+        def outcome() -> None:
             try:
                 writer.wait(done)
             except WriteFailed as failed:
                 raise StorageUnavailable() from failed
 
-        return wait
+        return Pending(done, outcome)
 
     def delete_item(self, user_id: str, memory_id: str, item_id: str) -> None:
         """Drop one item key whose memory version was never stored (a refused write)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from memory_store.errors import StorageUnavailable
+from memory_store.pending import Pending
 from memory_store.storage.group_commit import GroupCommitter, WriteFailed
 from memory_store.storage.rawdb import RawDB
 
@@ -135,6 +136,10 @@ class MemoryRepository:
     def insert(self, memory: MemoryRow, *, max_per_user: int | None = None) -> bool:
         """Store one memory. With `max_per_user`, only while the user has fewer memories than
         that, decided atomically with the insert (False, nothing stored, when they have not)."""
+        return self.begin_insert(memory, max_per_user=max_per_user).result()
+
+    def begin_insert(self, memory: MemoryRow, *, max_per_user: int | None = None) -> Pending[bool]:
+        """`insert`, queued for the next group commit; the outcome is whether it was stored."""
         raw = self._raw
         values = self._params(memory, _MEMORY_TIMES)
         statement = _INSERT + f"VALUES ({_MARKS})"
@@ -155,10 +160,20 @@ class MemoryRepository:
             stored: bool = cursor.rowcount == 1
             return stored
 
+        writer = self._writer
         try:
-            return self._writer.run(job)
+            done = writer.enqueue(job)
         except WriteFailed as failed:
             raise StorageUnavailable() from failed
+
+        def outcome() -> bool:
+            try:
+                stored: bool = writer.wait(done)
+            except WriteFailed as failed:
+                raise StorageUnavailable() from failed
+            return stored
+
+        return Pending(done, outcome)
 
     def count(self, user_id: str) -> int:
         """How many memories the user has (expired ones not yet swept included)."""

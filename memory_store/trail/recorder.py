@@ -11,7 +11,6 @@ once the subject is forgotten. If the record cannot be committed, the request fa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -28,11 +27,11 @@ from memory_store.domain import AuditAction, Principal
 from memory_store.errors import AuditUnavailable, DecryptionError, Problem
 from memory_store.keys.envelope import UserKey
 from memory_store.keys.keyring import DataKeyring
+from memory_store.pending import committed
 from memory_store.storage.audit_writer import AuditAppendError
 from memory_store.trail.times import format_time
 
 ANONYMOUS = "anonymous"
-COMMIT_WAIT_SECONDS = 30.0  # as long as a thread waits for the group commit
 
 
 class AuditSink(Protocol):
@@ -59,12 +58,7 @@ class PendingRecord:
 
     async def committed(self) -> AuditRecord:
         """The record, once committed, awaited without holding a thread."""
-        # asyncio.wait, not wait_for: a time-out must not cancel the writer's future.
-        finished, _ = await asyncio.wait(
-            {asyncio.wrap_future(self.done)}, timeout=COMMIT_WAIT_SECONDS
-        )
-        if not finished:
-            raise AuditUnavailable()
+        await committed(self.done)
         return self.wait()  # done: at once, or the failure raised as the sync path raises it
 
 

@@ -1,0 +1,75 @@
+"""Work queued for a group commit, as every layer hands it up: the future its writer answers
+once the commit is done, and how to take the outcome (or the failure, as the layer reports
+it). A thread takes it at once (the taking waits); a request on the event loop first awaits
+the future, so that it holds no thread while the commit comes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Longer than the group writers' own wait (30 s): by then the future has its answer.
+SETTLE_SECONDS = 35.0
+
+
+@dataclass(frozen=True)
+class Pending(Generic[T]):
+    future: Future[Any]
+    result: Callable[[], T]
+
+    @classmethod
+    def done(cls, value: T) -> Pending[T]:
+        """Work that needed no waiting."""
+        future: Future[Any] = Future()
+        future.set_result(None)
+        return cls(future, lambda: value)
+
+
+async def committed(future: Future[Any]) -> None:
+    """Return once `future` is answered (or SETTLE_SECONDS have passed), holding no thread.
+    asyncio.wait, not wait_for: a time-out must not cancel the writer's future. Its outcome,
+    a failure included, is for the caller to take from `future` itself."""
+    waiter = asyncio.wrap_future(future)
+    await asyncio.wait({waiter}, timeout=SETTLE_SECONDS)
+    if waiter.done() and not waiter.cancelled():
+        waiter.exception()  # taken here, so asyncio does not report it as never retrieved
+
+
+async def settled(pending: Pending[T]) -> T:
+    """The outcome of `pending`, awaited on the event loop."""
+    await committed(pending.future)
+    return pending.result()
+
+
+# A use case written once for both callers: a generator that yields each commit it must wait
+# for and is sent that commit's outcome; it returns its answer.
+Steps = Generator[Pending[Any], Any, R]
+
+
+def run_steps(steps: Steps[R]) -> R:
+    """Drive `steps` in this thread, waiting for each commit."""
+    outcome: Any = None
+    while True:
+        try:
+            pending = steps.send(outcome)
+        except StopIteration as stop:
+            answer: R = stop.value
+            return answer
+        outcome = pending.result()
+
+
+async def run_steps_async(steps: Steps[R]) -> R:
+    """Drive `steps` on the event loop, awaiting each commit."""
+    outcome: Any = None
+    while True:
+        try:
+            pending = steps.send(outcome)
+        except StopIteration as stop:
+            answer: R = stop.value
+            return answer
+        outcome = await settled(pending)
