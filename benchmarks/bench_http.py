@@ -247,8 +247,11 @@ def interleaved(
 
 def ratio(results: dict[str, list[WrkResult]], a: str, b: str, field: str) -> float:
     """The median of the per-run ratios a / b of one wrk field."""
-    return statistics.median(
-        getattr(x, field) / getattr(y, field) for x, y in zip(results[a], results[b], strict=True)
+    return float(
+        statistics.median(
+            getattr(x, field) / getattr(y, field)
+            for x, y in zip(results[a], results[b], strict=True)
+        )
     )
 
 

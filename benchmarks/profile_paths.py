@@ -24,6 +24,7 @@ from typing import Any
 
 from benchmarks.bench_inprocess import ASSISTANT, CATEGORIES, PURPOSE, _open, _write_many
 from benchmarks.common import per_second
+from memory_store.domain import AuditAction
 from memory_store.keys.envelope import pseudonym
 from memory_store.logging import configure_logging
 from memory_store.policy import AccessRequest, Action
@@ -128,7 +129,11 @@ def _components(runtime: Runtime, memory_id: str) -> None:
             principal, "alice", memory_id, PURPOSE
         ),
         "audit record appended (Auditor.record, one caller)": lambda: runtime.auditor.record(
-            principal, "memory.read", subject_user_id="alice", subject_key=key, purpose=PURPOSE
+            principal,
+            AuditAction.memory_read,
+            subject_user_id="alice",
+            subject_key=key,
+            purpose=PURPOSE,
         ),
         "row by id (MemoryRepository.get)": lambda: repository.get("alice", memory_id),
         "row by id, plain sqlite3": lambda: raw.execute(
