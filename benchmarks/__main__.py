@@ -30,8 +30,9 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "postgres": bench_postgres,
 }
-# A full run's plot is a result (committed beside RESULTS.md); a quick run's is a smoke test.
-PLOT_FILE = {False: "latency.png", True: "latency-quick.png"}
+# A whole run's plot is a result (committed beside RESULTS.md); a quick or partial run's is
+# not, and must not overwrite it.
+PLOT_FILE, PARTIAL_PLOT_FILE = "latency.png", "latency-partial.png"
 
 
 def _cpu_model() -> str:
@@ -62,7 +63,8 @@ def main() -> None:
         started = time.perf_counter()
         rows = BENCHMARKS[name].run(quick=args.quick)
         print_table(f"{name} ({time.perf_counter() - started:.0f} s)", rows)
-    plot = Path(__file__).resolve().parent / PLOT_FILE[args.quick]
+    whole = not args.quick and not args.names
+    plot = Path(__file__).resolve().parent / (PLOT_FILE if whole else PARTIAL_PLOT_FILE)
     print("\n" + write_plot(PLOT, plot, f"memory-store benchmarks, {stamp}, {_cpu_model()}"))
 
 
