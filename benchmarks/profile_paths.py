@@ -149,8 +149,8 @@ def _components(runtime: Runtime, memory_id: str) -> None:
         "pseudonym (HKDF + HMAC)": lambda: pseudonym(key),  # type: ignore[arg-type]
         # The row's item key, as a read fetches it (one key-store query, one unwrap).
         "item key + decrypt + MemoryPublic (_reveal)": lambda: _reveal(
-            runtime.keyring.item_keys(key, [memory_id]),  # type: ignore[arg-type]
-            row,
+            runtime.keyring.item_keys(key, [memory_id]),
+            row,  # type: ignore[arg-type]
         ),
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
