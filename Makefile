@@ -63,10 +63,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The benchmarks (results in benchmarks/RESULTS.md). The bench extra brings the peer they
-# compare against; wrk drives the HTTP ones: installed when missing and we can (root,
-# apt-get), otherwise that module is skipped and says so. `make bench BENCH_ARGS=--quick`
-# is a smoke run of about a minute; names pick modules: BENCH_ARGS='inprocess http'.
+# The benchmarks (results in benchmarks/RESULTS.md, the plot in benchmarks/latency.png). The
+# bench extra brings the peers they compare against and matplotlib; wrk drives the HTTP ones:
+# installed when missing and we can (root, apt-get), otherwise those modules are skipped and
+# say so, as the postgres module does without PostgreSQL's binaries. `make bench
+# BENCH_ARGS=--quick` is a smoke run of a few minutes; names pick modules: BENCH_ARGS='inprocess
+# http'.
 BENCH_ARGS ?=
 
 $(BENCH_STAMP): $(STAMP)

@@ -6,9 +6,19 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 
-from benchmarks import bench_audit, bench_http, bench_inprocess, bench_keys, bench_policy
-from benchmarks.common import print_table
+from benchmarks import (
+    bench_audit,
+    bench_http,
+    bench_inprocess,
+    bench_keys,
+    bench_policy,
+    bench_postgres,
+    bench_sweep,
+)
+from benchmarks.common import PLOT, print_table
+from benchmarks.plot import write_plot
 from memory_store.logging import configure_logging
 
 BENCHMARKS = {
@@ -17,7 +27,12 @@ BENCHMARKS = {
     "inprocess": bench_inprocess,
     "keys": bench_keys,
     "http": bench_http,
+    "sweep": bench_sweep,
+    "postgres": bench_postgres,
 }
+# A whole run's plot is a result (committed beside RESULTS.md); a quick or partial run's is
+# not, and must not overwrite it.
+PLOT_FILE, PARTIAL_PLOT_FILE = "latency.png", "latency-partial.png"
 
 
 def _cpu_model() -> str:
@@ -37,7 +52,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     args = parser.parse_args()
     configure_logging("console", "warning")  # the table is the output; keep the logs quiet
-    print(f"memory-store benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"memory-store benchmarks, {stamp}{' (--quick)' if args.quick else ''}")
     print(
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
@@ -47,6 +63,9 @@ def main() -> None:
         started = time.perf_counter()
         rows = BENCHMARKS[name].run(quick=args.quick)
         print_table(f"{name} ({time.perf_counter() - started:.0f} s)", rows)
+    whole = not args.quick and not args.names
+    plot = Path(__file__).resolve().parent / (PLOT_FILE if whole else PARTIAL_PLOT_FILE)
+    print("\n" + write_plot(PLOT, plot, f"memory-store benchmarks, {stamp}, {_cpu_model()}"))
 
 
 if __name__ == "__main__":

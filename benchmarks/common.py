@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,16 @@ def per_second_concurrent(
     for thread in threads:
         thread.join()
     return sum(counts) / (time.perf_counter() - started)
+
+
+@dataclass
+class PlotData:
+    """What the plot (plot.py) draws, filled by the modules that measure it in this run."""
+
+    # server -> connections -> (requests/s, p99 ms), from bench_sweep
+    sweep: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    # memories stored -> list 20 latency (us), from bench_inprocess
+    scale: dict[int, float] = field(default_factory=dict)
+
+
+PLOT = PlotData()

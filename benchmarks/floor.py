@@ -40,9 +40,10 @@ class SqliteFloor:
         self._conn.execute("COMMIT")
 
     def get(self, user_id: str, memory_id: str) -> tuple[object, ...] | None:
-        return self._conn.execute(
+        row: tuple[object, ...] | None = self._conn.execute(
             "SELECT * FROM memories WHERE user_id = ? AND id = ?", (user_id, memory_id)
         ).fetchone()
+        return row
 
     def page(self, user_id: str, limit: int = 20) -> list[tuple[object, ...]]:
         """The newest `limit` rows of one user, by the index."""

@@ -15,7 +15,7 @@ try:
     from langgraph.store.base import PutOp
     from langgraph.store.sqlite import SqliteStore
 except ImportError:  # the bench extra is not installed
-    SqliteStore = None
+    SqliteStore = None  # type: ignore[misc,assignment]
 
 NAMESPACE = "memories"
 
