@@ -97,13 +97,17 @@ def create_app(
 
 
 def _limits(settings: Settings) -> Limits:
+    """The rate limits of this process. With `serve --workers N` the budget is split: each
+    worker allows 1/N of each rate (rounded up), so that N workers together allow about the
+    rate configured, not N times it."""
+    share = max(1, settings.workers)
     return Limits(
         assistant=RateLimiter(
-            per_minute=settings.assistant_rate_limit_per_minute,
+            per_minute=-(-settings.assistant_rate_limit_per_minute // share),
             burst_seconds=settings.rate_limit_burst_seconds,
         ),
         others=RateLimiter(
-            per_minute=settings.rate_limit_per_minute,
+            per_minute=-(-settings.rate_limit_per_minute // share),
             burst_seconds=settings.rate_limit_burst_seconds,
         ),
     )

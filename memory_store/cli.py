@@ -167,6 +167,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # and a bad key or schema stops the start here, before any worker is spawned. It then
     # runs the one retention sweeper; each worker (memory_store.app:worker_app, spawned
     # afresh, with this environment) serves requests only.
+    # Each worker reads its settings from this environment: tell it how many share the
+    # rate limits (app.py splits them), whether the count came from --workers or not.
+    os.environ["MEMORY_STORE_WORKERS"] = str(workers)
     runtime = open_runtime(settings)
     try:
         runtime.sweeper.start(settings.retention_sweep_seconds)

@@ -121,8 +121,8 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=MAX_WORKERS,
-        description="Server processes `serve` runs (uvicorn workers). Rate limits are kept per "
-        "process, so with N workers a caller may get up to N times the configured rate.",
+        description="Server processes `serve` runs (uvicorn workers). The rate limits are split "
+        "between them: each allows 1/N of each rate.",
     )
     db_pool_size: int | None = Field(
         default=None,

@@ -1,6 +1,7 @@
 """Abuse limits: a token bucket per API token (and per client address for requests without a
-valid token). Each process keeps its own buckets: with N replicas the effective rate is up to N
-times the setting, which is documented; a shared limiter belongs in the load balancer."""
+valid token). Each process keeps its own buckets; the workers of one `serve --workers N` split
+the budget (app.py: each allows 1/N), and several servers each keep theirs (set each one's rate
+to its share). A limiter shared across machines belongs in the load balancer."""
 
 from __future__ import annotations
 

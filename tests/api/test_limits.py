@@ -162,3 +162,26 @@ def test_assistant_tokens_have_their_own_higher_limit(
             for _ in range(10)
         }
     assert statuses == {200}
+
+
+def test_the_workers_of_one_server_split_the_rate_between_them(tmp_path: Path) -> None:
+    """With `serve --workers 2`, each worker allows half the rate: together, about the rate."""
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        retention_sweep_seconds=0,
+        rate_limit_per_minute=120,  # 2 a second; a burst of 3 s: 6 at once
+        rate_limit_burst_seconds=3,
+        workers=2,
+    )
+    runtime = open_runtime(settings)
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            token = issue_token(runtime, Role.user, "alice")
+            with freeze_time("2026-06-01T12:00:00Z"):
+                answers = [
+                    client.get("/v1/me", headers=bearer(token)).status_code for _ in range(4)
+                ]
+            # This worker's half: 1 a second, a burst of 3.
+            assert answers == [200, 200, 200, 429]
+    finally:
+        runtime.close()
