@@ -17,6 +17,7 @@ from memory_store.api.deps import (
     problem_responses,
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
+from memory_store.api.responses import model_response
 from memory_store.pending import run_steps_async
 from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
 
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=MemoryPublic,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def write_memory(
@@ -34,8 +36,7 @@ async def write_memory(
     body: MemoryCreate,
     principal: PrincipalDep,
     services: ServicesDep,
-    response: Response,
-) -> MemoryPublic:
+) -> Response:
     """Store a new memory about `user_id`, encrypted under that user's key."""
     memories = services.memories
     if services.inline_reads:  # checks inline; each commit awaited, holding no thread
@@ -43,43 +44,52 @@ async def write_memory(
         memory = await run_steps_async(steps)
     else:
         memory = await run_in_threadpool(memories.write, principal, user_id, purpose, body)
-    response.headers["Location"] = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
-    return memory
+    location = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
+    return model_response(memory, status_code=201, headers={"Location": location})
 
 
-@router.get("", responses=problem_responses(401, 403, 404, 410, 422))
+@router.get("", response_model=MemoryPage, responses=problem_responses(401, 403, 404, 410, 422))
 async def list_memories(
     user_id: UserIdPath,
     purpose: PurposeQuery,
     query: ListQueryDep,
     principal: PrincipalDep,
     services: ServicesDep,
-) -> MemoryPage:
+) -> Response:
     """The user's memories that `purpose` may use, newest first."""
     memories = services.memories
     if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
-        return await run_in_threadpool(
+        page = await run_in_threadpool(
             memories.list_for_purpose, principal, user_id, purpose, query
         )
-    # Short indexed reads inline; the read's record committed without holding a thread.
-    return await memories.begin_list_for_purpose(principal, user_id, purpose, query).answered()
+    else:  # short indexed reads inline; the read's record committed holding no thread
+        pending = memories.begin_list_for_purpose(principal, user_id, purpose, query)
+        page = await pending.answered()
+    return model_response(page)
 
 
-@router.get("/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
+@router.get(
+    "/{memory_id}",
+    response_model=MemoryPublic,
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
 async def get_memory(
     user_id: UserIdPath,
     memory_id: MemoryIdPath,
     purpose: PurposeQuery,
     principal: PrincipalDep,
     services: ServicesDep,
-) -> MemoryPublic:
+) -> Response:
     """One memory, if `purpose` may use its category."""
     memories = services.memories
     if not services.inline_reads:
-        return await run_in_threadpool(
+        memory = await run_in_threadpool(
             memories.get_for_purpose, principal, user_id, memory_id, purpose
         )
-    return await memories.begin_get_for_purpose(principal, user_id, memory_id, purpose).answered()
+    else:
+        pending = memories.begin_get_for_purpose(principal, user_id, memory_id, purpose)
+        memory = await pending.answered()
+    return model_response(memory)
 
 
 @router.delete(

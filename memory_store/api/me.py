@@ -16,6 +16,7 @@ from memory_store.api.deps import (
     problem_responses,
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
+from memory_store.api.responses import model_response
 from memory_store.errors import InvalidRequest
 from memory_store.schemas import (
     AccessLogPage,
@@ -48,14 +49,16 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-@router.get("/memories", responses=problem_responses(401, 403, 410, 422))
+@router.get("/memories", response_model=MemoryPage, responses=problem_responses(401, 403, 410, 422))
 async def list_my_memories(
     query: ListQueryDep, principal: PrincipalDep, services: ServicesDep
-) -> MemoryPage:
+) -> Response:
     """Everything kept about you, newest first; `q` searches the contents."""
     if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
-        return await run_in_threadpool(services.memories.list_own, principal, query)
-    return await services.memories.begin_list_own(principal, query).answered()
+        page = await run_in_threadpool(services.memories.list_own, principal, query)
+    else:
+        page = await services.memories.begin_list_own(principal, query).answered()
+    return model_response(page)
 
 
 @router.delete("/memories", responses=problem_responses(401, 403, 422))
@@ -72,17 +75,20 @@ def delete_my_category(
     )
 
 
-@router.get("/memories/{memory_id}", responses=problem_responses(401, 403, 404, 410, 422))
+@router.get(
+    "/memories/{memory_id}",
+    response_model=MemoryPublic,
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
 async def get_my_memory(
-    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep, response: Response
-) -> MemoryPublic:
+    memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
+) -> Response:
     """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
     if services.inline_reads:
         memory = await services.memories.begin_get_own(principal, memory_id).answered()
     else:
         memory = await run_in_threadpool(services.memories.get_own, principal, memory_id)
-    response.headers["ETag"] = etag(memory.version)
-    return memory
+    return model_response(memory, headers={"ETag": etag(memory.version)})
 
 
 @router.patch(
