@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.domain import Role
+from memory_store.logging import configure_logging
 from memory_store.runtime import Runtime, open_runtime
 from tests.postgres import Cluster, start_cluster
 
@@ -84,6 +86,18 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     yield
+    root.handlers, root.level = saved_handlers, saved_level
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Everything the service logs during the test, as the JSON lines it would print."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("json", "debug", stream=stream)
+    yield stream
     root.handlers, root.level = saved_handlers, saved_level
     structlog.reset_defaults()
 

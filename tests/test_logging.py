@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
-import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from memory_store.logging import REDACTED, configure_logging, get_logger
+from memory_store.logging import REDACTED, get_logger
 from tests.conftest import PURPOSE, bearer, write_memory
 
 CONTENT = "canary-4242 has a secret pilot licence"
 QUERY = "pilot licence"
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """Everything the service logs during the test, as the JSON lines it would print."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("json", "debug", stream=stream)
-    yield stream
-    root.handlers, root.level = saved_handlers, saved_level
-    structlog.reset_defaults()
 
 
 def parsed_lines(text: str) -> list[dict[str, object]]:

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import timeit
-from collections.abc import Iterator
 
-import pytest
-import structlog
 from fastapi.testclient import TestClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from memory_store.logging import configure_logging
 from memory_store.policy.secret_guard import CARD, DETECTORS, luhn_valid, secret_kind
 from memory_store.runtime import Runtime
 from tests.conftest import PURPOSE, bearer
@@ -155,19 +150,8 @@ def test_a_long_text_is_read_in_linear_time() -> None:
     assert elapsed < 1.0
 
 
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("json", "debug", stream=stream)
-    yield stream
-    root.handlers, root.level = saved_handlers, saved_level
-    structlog.reset_defaults()
-
-
 def test_through_the_api_every_caught_secret_is_refused_and_echoed_nowhere(
-    log_stream: io.StringIO, client: TestClient, runtime: Runtime, assistant_token: str
+    json_logs: io.StringIO, client: TestClient, runtime: Runtime, assistant_token: str
 ) -> None:
     for content, kind in SECRETS:
         if secret_kind(content) is None:
@@ -184,7 +168,7 @@ def test_through_the_api_every_caught_secret_is_refused_and_echoed_nowhere(
         assert set(body) == {"type", "title", "status", "detail", "kind", "request_id"}
         assert body["kind"] == kind
         assert body["detail"] == f"This looks like {kind}; memory-store does not keep secrets"
-    logged = log_stream.getvalue()
+    logged = json_logs.getvalue()
     values = {
         word
         for content, _ in SECRETS

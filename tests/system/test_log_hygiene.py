@@ -13,30 +13,17 @@ import random
 from collections.abc import Iterator
 
 import httpx
-import pytest
-import structlog
 from fastapi.testclient import TestClient
 
 from memory_store.app import create_app
 from memory_store.config import Settings
 from memory_store.domain import Role
-from memory_store.logging import configure_logging, get_logger
+from memory_store.logging import get_logger
 from memory_store.runtime import open_runtime
 from tests.live_server import LiveServer
 from tests.system.conftest import issue_tokens
 
 CANARY = "canary-message-7f3a"
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("json", "debug", stream=stream)
-    yield stream
-    root.handlers, root.level = saved_handlers, saved_level
-    structlog.reset_defaults()
 
 
 def test_an_exception_logged_by_anyone_shows_its_type_and_place_never_its_message(
