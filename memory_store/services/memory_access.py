@@ -134,7 +134,17 @@ class MemoryAccess:
         key: UserKey | None,
         memory_ids: list[str],
     ) -> None:
-        self._auditor.record(
+        self._begin_record_read(request, action, key, memory_ids).wait()
+
+    def _begin_record_read(
+        self,
+        request: AccessRequest,
+        action: AuditAction,
+        key: UserKey | None,
+        memory_ids: list[str],
+    ) -> PendingRecord:
+        """The read's record, queued for its commit (nothing may be disclosed before)."""
+        return self._auditor.begin_record(
             request.principal,
             action,
             subject_user_id=request.subject_user_id,
@@ -174,15 +184,7 @@ class MemoryAccess:
         into the `answer`) only once it is committed."""
         key = self._read_key(request.subject_user_id) if rows else None
         ids = [row.id for row in rows]
-        pending = self._auditor.begin_record(
-            request.principal,
-            action,
-            subject_user_id=request.subject_user_id,
-            subject_key=key,
-            memory_ids=ids,
-            purpose=request.purpose,
-            result_count=len(ids),
-        )
+        pending = self._begin_record_read(request, action, key, ids)
 
         def reveal() -> T:
             items, unreadable = reveal_each(self._item_keys(key, ids), rows)

@@ -199,15 +199,7 @@ class MemoryReads(MemoryAccess):
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         row = self._one(request, action, memory_id, utc_now())
         key = self._read_key(user_id)
-        pending = self._auditor.begin_record(
-            principal,
-            action,
-            subject_user_id=user_id,
-            subject_key=key,
-            memory_ids=[row.id],
-            purpose=purpose,
-            result_count=1,
-        )
+        pending = self._begin_record_read(request, action, key, [row.id])
         # One memory asked for by id: unreadable is a 410.
         return Disclosure(pending, lambda: reveal(self._item_keys(key, [row.id]), row))
 
