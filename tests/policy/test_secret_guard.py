@@ -127,3 +127,18 @@ def test_base64_is_read_one_level_deep_and_a_bounded_number_of_runs() -> None:
 )
 def test_look_alikes_that_fail_their_checks_are_kept(content: str) -> None:
     assert secret_kind(content) is None
+
+
+def test_a_lower_case_hex_word_that_passes_mod_97_is_no_iban() -> None:
+    """Found under load: a hex token starting "be12", read on into the next word, passed
+    mod 97 (one in 97 do). An IBAN's country code is written in capitals."""
+    token = "be1200000061"  # BE12 0000 0061 ABOU passes the IBAN check digits
+    compact = (token + "abou").upper()
+    assert int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97 == 1
+    assert secret_kind(f"load-canary {token} about alice") is None
+    assert secret_kind("my IBAN is BE71 0961 2345 6769") is not None
+
+
+@given(st.binary(min_size=6, max_size=6))
+def test_no_hex_token_in_a_sentence_is_a_secret(raw: bytes) -> None:
+    assert secret_kind(f"load-canary {raw.hex()} about alice") is None

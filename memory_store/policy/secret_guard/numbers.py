@@ -71,7 +71,9 @@ _IBAN_LENGTHS = {
     )
 }
 # A country code, two check digits, then the account in groups of four (or unbroken).
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?\b", re.I)
+# The country code as IBANs are written, in capitals: a lower-case word or hex string that
+# happens to start "be12" and pass mod 97 (one in 97) is no account number.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?i:(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?)\b")
 
 
 def iban(text: str) -> bool:
