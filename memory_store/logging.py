@@ -6,12 +6,15 @@ hold memory contents, search text, tokens or keys are replaced before rendering.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import sys
 import traceback
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 REDACTED = "[redacted]"
@@ -67,10 +70,53 @@ def summarize_exc_info(
     return event_dict
 
 
+def render_json(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """One JSON line (orjson: several times faster than the json module). Dataclasses and
+    other objects are rendered by repr(), as the json module's fallback did, never field by
+    field: a field kept out of repr() (a key's secret) stays out of the log too."""
+    try:
+        return orjson.dumps(event_dict, default=repr, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # an integer beyond 64 bits, say
+        return json.dumps(event_dict, default=repr)
+
+
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_UTC_Z
+)
+
+
+class _LineWriter:
+    """structlog's logger for the service's own lines: writes each rendered line, whole, to
+    the stream of the latest `configure_logging` (a logger made before a reconfiguration
+    writes where the new one says)."""
+
+    stream: TextIO = sys.stderr
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # what add_logger_name puts on each line
+
+    def msg(self, line: str) -> None:
+        _LineWriter.stream.write(line + "\n")
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+@functools.cache
+def _line_writer(name: str = "memory_store") -> _LineWriter:
+    return _LineWriter(name)
+
+
 def configure_logging(
     log_format: str = "json", level: str = "info", stream: TextIO | None = None
 ) -> None:
-    """Route structlog and the standard library (uvicorn included) through one pipeline."""
+    """The service's own lines take structlog's lean path: a level-filtering logger (a
+    disabled level costs nothing), the request's context, redaction, then one rendered line
+    written whole; no standard-library record on the way (it cost ~40 us a line). The
+    standard library's loggers (uvicorn, alembic) go through the same processors as a
+    foreign chain, to the same stream."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -79,14 +125,13 @@ def configure_logging(
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        render_json if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+    _LineWriter.stream = stream or sys.stderr
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, summarize_exc_info, renderer],
+        logger_factory=_line_writer,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -118,4 +163,5 @@ def configure_logging(
 
 
 def get_logger(name: str) -> Any:
-    return structlog.stdlib.get_logger(name)
+    """A logger whose lines carry `logger=name`."""
+    return structlog.get_logger(name)
