@@ -4,11 +4,14 @@ listening socket, one database (SQLite file or PostgreSQL), one audit trail.
 A real server with two workers takes concurrent writes, survives one of its workers being
 killed (the other answers meanwhile, the supervisor starts a replacement), and stops cleanly;
 its audit trail then verifies, gap-free. The retention sweeper runs once per server, in the
-supervising process, not once per worker. Bad values are refused with a clear message.
+supervising process, not once per worker. A consent withdrawn or a token revoked through one
+worker holds in the other on its very next request (each found by the socket it holds), so no
+per-process cache may ever answer stale. Bad values are refused with a clear message.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -309,3 +312,114 @@ def test_serve_fails_when_a_worker_failed_to_start(
     (config,) = started
     assert (config.app, config.factory, config.workers) == ("memory_store.app:worker_app", True, 2)
     assert (config.loop, config.http) == ("uvloop", "httptools")
+
+
+# -- every worker obeys a change at once ------------------------------------------------------
+
+
+class WorkerConnection:
+    """A kept-alive connection to the server, and which worker process holds its other end."""
+
+    def __init__(self, port: int, worker_pids: list[int]) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        assert self.request("GET", "/healthz")[0] == 200  # accepted by some worker by now
+        local_port = self.connection.sock.getsockname()[1]
+        self.pid = _worker_holding(port, local_port, worker_pids)
+
+    def request(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+
+def _worker_holding(server_port: int, client_port: int, worker_pids: list[int]) -> int:
+    """The worker whose socket is the server end of the connection from `client_port`:
+    its inode from /proc/net/tcp, then the process with that socket open."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.rsplit(":", 1)[1], 16) == server_port and (
+            int(remote.rsplit(":", 1)[1], 16) == client_port
+        ):
+            inode = fields[9]
+    assert inode is not None, "the connection is not in /proc/net/tcp"
+    for pid in worker_pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no worker holds the connection")
+
+
+def one_connection_per_worker(workers: Workers) -> list[WorkerConnection]:
+    """A kept-alive connection to each of the two workers (the kernel picks the worker of a
+    new connection: open them until both have one)."""
+    pids = workers.worker_pids()
+    chosen: dict[int, WorkerConnection] = {}
+    for _ in range(200):
+        connection = WorkerConnection(workers.port, pids)
+        if connection.pid in chosen:
+            connection.connection.close()
+        else:
+            chosen[connection.pid] = connection
+        if len(chosen) == len(pids):
+            return list(chosen.values())
+    raise AssertionError("every new connection went to the same worker")
+
+
+def token_id_of(created: subprocess.CompletedProcess[str]) -> str:
+    """The id `tokens create` names in its first line ("created tok_...: ...")."""
+    found = re.search(r"created (tok_[^:\s]+)", created.stdout)
+    assert found is not None, created.stdout
+    return found.group(1)
+
+
+def test_a_withdrawal_and_a_revocation_hold_at_once_in_every_worker(workers: Workers) -> None:
+    """Whatever a worker may keep in memory, the very next request in the other worker obeys
+    a consent withdrawn (or given back) and a token revoked through this one."""
+    created_assistant = run_cli("tokens", "create", "--role", "assistant")
+    assert created_assistant.returncode == 0, created_assistant.stderr
+    assistant = created_assistant.stdout.strip().splitlines()[-1]
+    created = run_cli("tokens", "create", "--role", "user", "--user", "alice")
+    assert created.returncode == 0, created.stderr
+    alice = created.stdout.strip().splitlines()[-1]
+    workers.wait_for_workers(2)
+    first, second = one_connection_per_worker(workers)
+    assert first.pid != second.pid
+
+    memories = f"/v1/users/alice/memories?purpose={PURPOSE}"
+    fact = {"content": "likes tea", "category": "preferences"}
+    status, _ = first.request("POST", memories, assistant, fact)
+    assert status == 201
+
+    def seen(connection: WorkerConnection) -> list[str]:
+        status, page = connection.request("GET", memories, assistant)
+        assert status == 200, page
+        return [item["content"] for item in page["items"]]
+
+    assert seen(first) == seen(second) == ["likes tea"]  # each worker has read it once
+
+    withdraw = f"/v1/me/consents/{PURPOSE}/preferences"
+    assert first.request("PUT", withdraw, alice, {"granted": False})[0] == 200
+    assert seen(second) == []
+    assert seen(first) == []
+    assert second.request("PUT", withdraw, alice, {"granted": True})[0] == 200
+    assert seen(first) == ["likes tea"]
+
+    # A token revoked from the command line: refused by both workers on their next request.
+    assert seen(first) == seen(second) == ["likes tea"]
+    revoked = run_cli("tokens", "revoke", token_id_of(created_assistant))
+    assert revoked.returncode == 0, revoked.stderr
+    assert first.request("GET", memories, assistant)[0] == 401
+    assert second.request("GET", memories, assistant)[0] == 401
