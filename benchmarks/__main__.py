@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_audit,
+    bench_commits,
     bench_http,
     bench_inprocess,
     bench_keys,
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "policy": bench_policy,
     "audit": bench_audit,
     "inprocess": bench_inprocess,
+    "commits": bench_commits,
     "keys": bench_keys,
     "http": bench_http,
     "sweep": bench_sweep,

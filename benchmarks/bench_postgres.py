@@ -91,7 +91,7 @@ class DurableCluster(Cluster):
 
 
 @contextmanager
-def _cluster(bindir: Path) -> Iterator[Cluster]:
+def durable_cluster(bindir: Path) -> Iterator[Cluster]:
     """A durable cluster, run as the `postgres` user when we are root (as tests/postgres.py)."""
     as_postgres = os.geteuid() == 0
     root = Path(tempfile.mkdtemp(prefix="memory-store-bench-pg-"))
@@ -272,7 +272,7 @@ def run(quick: bool = False) -> list[Row]:
     seconds, runs = (0.2, 3) if quick else (0.6, 5)
     wrk_seconds, wrk_runs = (1, 2) if quick else (5, 3)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as name, _cluster(bindir) as cluster:
+    with tempfile.TemporaryDirectory() as name, durable_cluster(bindir) as cluster:
         tmp = Path(name)
         rows += _in_process(cluster, tmp, seconds, runs)
         if shutil.which("wrk") is None:

@@ -170,6 +170,11 @@ class Settings(BaseSettings):
             return self.keystore_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'keystore.db'}"
 
+    def trail_beside_memories(self) -> bool:
+        """The audit trail's tables are in the memory database (the two URLs are the same):
+        a write's record and its row then commit in one transaction."""
+        return self.resolved_audit_database_url() == self.resolved_database_url()
+
     def resolved_audit_database_url(self) -> str:
         if self.audit_database_url is not None:
             return self.audit_database_url.get_secret_value()

@@ -198,6 +198,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         witnesses=witnesses,
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
+        beside_memories=settings.trail_beside_memories(),
     )
     auditor = Auditor(audit_log, keyring, signing_key.derive_secret(STRANGER_PSEUDONYMS))
     memory_raw = RawDB(engine)

@@ -95,23 +95,36 @@ class MemoryWrites(MemoryAccess):
             unsealed,
             ciphertext=seal_payload(item, memory_binding(unsealed), body.content, body.source),
         )
-        # The item key commits while the write is recorded: both before the memory is
-        # stored, so that nothing changes without its record and a memory stored opens.
+        # The item key commits first, so that a memory stored always opens; the memory is
+        # never stored before the record of its write.
         item_key_stored = self._keyring.begin_storing_item_keys(key, [item])
-        recorded = self._auditor.begin_record(
-            principal,
-            action,
-            subject_user_id=user_id,
-            subject_key=key,
-            memory_ids=[memory_id],
-            purpose=purpose,
-            result_count=1,
-        )
-        yield Pending(recorded.done, recorded.wait)
-        yield item_key_stored
-        # A failed commit leaves the item key behind (the write may yet have committed): it
-        # opens nothing but that memory, and goes when its user is forgotten.
-        stored = yield self._memories.begin_insert(row, max_per_user=self._max_memories)
+        if self._auditor.beside_memories:  # the record and the row in one commit
+            yield item_key_stored
+            stored = yield self._auditor.begin_change(
+                self._memories.insert_job(row, max_per_user=self._max_memories),
+                principal,
+                action,
+                subject_user_id=user_id,
+                subject_key=key,
+                memory_ids=[memory_id],
+                purpose=purpose,
+                result_count=1,
+            )
+        else:  # the item key and the record commit together, then the row
+            recorded = self._auditor.begin_record(
+                principal,
+                action,
+                subject_user_id=user_id,
+                subject_key=key,
+                memory_ids=[memory_id],
+                purpose=purpose,
+                result_count=1,
+            )
+            yield Pending(recorded.done, recorded.wait)
+            yield item_key_stored
+            # A failed commit leaves the item key behind (the write may yet have committed):
+            # it opens nothing but that memory, and goes when its user is forgotten.
+            stored = yield self._memories.begin_insert(row, max_per_user=self._max_memories)
         if not stored:
             # Concurrent writes filled the quota after the check above: the insert, which
             # counts again under the write lock, stored nothing. Recorded as refused.

@@ -7,12 +7,19 @@ seq = <the head it chained on>`), so several server processes sharing a database
 one gap-free sequence: a writer that finds the head moved re-reads it and chains again. The
 head carries the Merkle tree's frontier, extended by each record (a short hash or two), so
 that signing a checkpoint never reads the trail.
+
+When the trail's tables live in the memory database (MEMORY_STORE_AUDIT_DATABASE_URL the
+same as MEMORY_STORE_DATABASE_URL), a record can carry the change it records (`Entry.change`,
+statements run on the writer's cursor): the change runs in its own savepoint after the batch's
+records are inserted, and the one commit holds both. A change never lands without its record;
+a change that fails is undone alone, its record (of the attempt) kept with the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine
@@ -27,7 +34,7 @@ from memory_store.storage.audit_trail import (
     head_of,
     record_row,
 )
-from memory_store.storage.group_commit import GroupWriter, Pending
+from memory_store.storage.group_commit import GroupCommitter, GroupWriter, Job, Pending
 from memory_store.storage.rawdb import RawDB
 
 _log = get_logger("memory_store.audit")
@@ -43,6 +50,24 @@ class AuditAppendError(Exception):
     """The audit record could not be committed; the request that needed it must fail."""
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record to chain, and the change it records when that commits with it."""
+
+    record: AuditRecord
+    change: Job[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What a change committed with its record gave: its result, or the exception it raised
+    (its statements undone, its record kept)."""
+
+    record: AuditRecord
+    ok: bool
+    value: Any
+
+
 class _Statements:
     """The writer's fixed SQL in the driver's parameter style."""
 
@@ -56,7 +81,7 @@ class _Statements:
         self.insert = style(INSERT_RECORD)
 
 
-class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
+class AuditWriter(GroupWriter[Entry, Any]):
     """Chains and commits records. `tick(head_seq)` is called in the writer thread after
     each batch and after `idle_seconds` without one (the trail signs checkpoints then)."""
 
@@ -90,15 +115,22 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
 
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit `record`; return it as committed. Raises AuditAppendError."""
-        return self.result(self.begin_append(record))
+        committed: AuditRecord = self.result(self.begin_append(record))
+        return committed
 
     def begin_append(self, record: AuditRecord) -> Future[AuditRecord]:
         """Queue `record` to be chained and committed; `result` waits for it (or the
         caller awaits the future: an async request waits on no thread)."""
-        return self.enqueue(record)
+        return self.enqueue(Entry(record))
 
-    def result(self, done: Future[AuditRecord]) -> AuditRecord:
-        """The record as committed, once it is. Raises AuditAppendError."""
+    def begin_change(self, record: AuditRecord, change: Job[Any]) -> Future[Changed]:
+        """Queue `record` and the change it records, to commit together (the trail's tables
+        must be in the database the change writes to)."""
+        return self.enqueue(Entry(record, change))
+
+    def result(self, done: Future[Any]) -> Any:
+        """The record as committed (a `Changed`, for a record queued with its change), once
+        it is. Raises AuditAppendError."""
         try:
             return self.wait(done)
         except AuditAppendError:
@@ -115,18 +147,24 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
     def _on_connect(self, conn: Any) -> None:
         self._head = self._read_head(conn)
 
-    def _commit_batch(self, batch: list[Pending[AuditRecord, AuditRecord]]) -> None:
+    def _commit_batch(self, batch: list[Pending[Entry, Any]]) -> None:
         try:
-            sealed = self._chain(batch)
+            sealed, changed = self._chain(batch)
         except Exception as exc:
             _log.error("audit_append_failed", error_type=type(exc).__name__, records=len(batch))
             for pending in batch:
                 pending.done.set_exception(AuditAppendError(type(exc).__name__))
             return
         for pending, record in zip(batch, sealed, strict=True):
-            pending.done.set_result(record)
+            if pending.item.change is None:
+                pending.done.set_result(record)
+            else:
+                ok, value = changed[id(pending)]
+                pending.done.set_result(Changed(record, ok, value))
 
-    def _chain(self, batch: list[Pending[AuditRecord, AuditRecord]]) -> list[AuditRecord]:
+    def _chain(
+        self, batch: list[Pending[Entry, Any]]
+    ) -> tuple[list[AuditRecord], dict[int, tuple[bool, Any]]]:
         """Seal and commit the batch on the writer's connection. On any failure the
         connection is dropped (the next batch opens a new one and re-reads the head) and the
         error is raised: nobody is told their record is kept unless the commit succeeded."""
@@ -149,8 +187,8 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
             raise
 
     def _chain_on(
-        self, conn: Any, batch: list[Pending[AuditRecord, AuditRecord]]
-    ) -> list[AuditRecord]:
+        self, conn: Any, batch: list[Pending[Entry, Any]]
+    ) -> tuple[list[AuditRecord], dict[int, tuple[bool, Any]]]:
         """The common case takes no lock before its UPDATE: it chains on the head it last
         saw. If another process moved the head meanwhile, the batch is chained again, and
         from then on with the head's row locked first, so that a writer slower to turn
@@ -169,9 +207,10 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
                 # No tree fits the head (records missing below it): the chain goes on alone.
                 frontier = self._head.frontier.copy() if self._head.frontier is not None else None
                 sealed = []
+                changed: dict[int, tuple[bool, Any]] = {}
                 for pending in batch:
                     seq += 1
-                    record = seal(pending.item, seq=seq, prev=prev)
+                    record = seal(pending.item.record, seq=seq, prev=prev)
                     prev = record.hash
                     if frontier is not None:
                         frontier.append(bytes.fromhex(prev))
@@ -182,6 +221,11 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
                 moved = cursor.rowcount == 1
                 if moved:
                     cursor.executemany(sql.insert, [record_row(record) for record in sealed])
+                    for pending in batch:  # each change after its record, in its savepoint
+                        if pending.item.change is not None:
+                            changed[id(pending)] = GroupCommitter.run_one(
+                                cursor, pending.item.change
+                            )
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) not in _RETRY_SQLSTATES:
                     raise
@@ -197,7 +241,7 @@ class AuditWriter(GroupWriter[AuditRecord, AuditRecord]):
             conn.commit()
             self._head = Head(seq, prev, frontier)
             self.batches_committed += 1
-            return sealed
+            return sealed, changed
         raise AuditAppendError("the chain's head kept moving")
 
     def _read_head(self, conn: Any) -> Head:

@@ -217,7 +217,7 @@ class GroupCommitter(GroupWriter[Job[Any], Any]):
                         batch[0].done.set_exception(exc)
                         return
                 else:
-                    outcomes = [self._one(cursor, pending.item) for pending in batch]
+                    outcomes = [self.run_one(cursor, pending.item) for pending in batch]
                 conn.commit()
                 self.batches_committed += 1
             finally:
@@ -236,7 +236,7 @@ class GroupCommitter(GroupWriter[Job[Any], Any]):
                 pending.done.set_exception(value)
 
     @staticmethod
-    def _one(cursor: Any, job: Job[Any]) -> tuple[bool, Any]:
+    def run_one(cursor: Any, job: Job[Any]) -> tuple[bool, Any]:
         """(True, result) or (False, the exception), the job's statements undone on failure
         (its savepoint), the batch's others kept."""
         cursor.execute("SAVEPOINT group_write")

@@ -10,7 +10,7 @@ from typing import Any
 
 from memory_store.errors import StorageUnavailable
 from memory_store.pending import Pending
-from memory_store.storage.group_commit import GroupCommitter, WriteFailed
+from memory_store.storage.group_commit import GroupCommitter, Job, WriteFailed
 from memory_store.storage.rawdb import RawDB
 
 
@@ -140,6 +140,25 @@ class MemoryRepository:
 
     def begin_insert(self, memory: MemoryRow, *, max_per_user: int | None = None) -> Pending[bool]:
         """`insert`, queued for the next group commit; the outcome is whether it was stored."""
+        job = self.insert_job(memory, max_per_user=max_per_user)
+        writer = self._writer
+        try:
+            done = writer.enqueue(job)
+        except WriteFailed as failed:
+            raise StorageUnavailable() from failed
+
+        def outcome() -> bool:
+            try:
+                stored: bool = writer.wait(done)
+            except WriteFailed as failed:
+                raise StorageUnavailable() from failed
+            return stored
+
+        return Pending(done, outcome)
+
+    def insert_job(self, memory: MemoryRow, *, max_per_user: int | None = None) -> Job[bool]:
+        """The insert's statements, for a group commit to run on its cursor: whether the row
+        was stored (with `max_per_user`, only while the user has fewer memories)."""
         raw = self._raw
         values = self._params(memory, _MEMORY_TIMES)
         statement = _INSERT + f"VALUES ({_MARKS})"
@@ -160,20 +179,7 @@ class MemoryRepository:
             stored: bool = cursor.rowcount == 1
             return stored
 
-        writer = self._writer
-        try:
-            done = writer.enqueue(job)
-        except WriteFailed as failed:
-            raise StorageUnavailable() from failed
-
-        def outcome() -> bool:
-            try:
-                stored: bool = writer.wait(done)
-            except WriteFailed as failed:
-                raise StorageUnavailable() from failed
-            return stored
-
-        return Pending(done, outcome)
+        return job
 
     def count(self, user_id: str) -> int:
         """How many memories the user has (expired ones not yet swept included)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine
 
@@ -26,7 +26,8 @@ from audit import AuditRecord, Frontier, SigningKey, TreeCheckpoint
 from memory_store.clock import utc_now
 from memory_store.logging import get_logger
 from memory_store.storage.audit_trail import AuditTrailStore
-from memory_store.storage.audit_writer import AuditWriter
+from memory_store.storage.audit_writer import AuditWriter, Changed
+from memory_store.storage.group_commit import Job
 from memory_store.storage.rawdb import RawDB
 from memory_store.trail.times import format_time
 from memory_store.trail.witness import WitnessDirectory, Witnesses
@@ -51,8 +52,11 @@ class AuditLog:
         checkpoint_seconds: float = 60.0,
         batch_max: int = 1024,
         wait_seconds: float = 30.0,
+        beside_memories: bool = False,
     ) -> None:
         self._store = AuditTrailStore(RawDB(engine))
+        # The trail's tables are in the memory database: a change commits with its record.
+        self.beside_memories = beside_memories
         self._signing_key = signing_key
         self.witnesses = witnesses
         self._checkpoint_every = checkpoint_every
@@ -90,7 +94,14 @@ class AuditLog:
         """Queue `record`; the future is answered once it is committed."""
         return self.writer.begin_append(record)
 
-    def result(self, done: Future[AuditRecord]) -> AuditRecord:
+    def begin_change(self, record: AuditRecord, change: Job[Any]) -> Future[Changed]:
+        """Queue `record` with the change it records, to commit in one transaction (only
+        `beside_memories`)."""
+        if not self.beside_memories:
+            raise ValueError("the trail is not in the memory database")
+        return self.writer.begin_change(record, change)
+
+    def result(self, done: Future[Any]) -> Any:
         """Wait for a queued record's commit. Raises AuditAppendError."""
         return self.writer.result(done)
 

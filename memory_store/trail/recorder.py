@@ -17,7 +17,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -27,19 +27,25 @@ from memory_store.domain import AuditAction, Principal
 from memory_store.errors import AuditUnavailable, DecryptionError, Problem
 from memory_store.keys.envelope import UserKey
 from memory_store.keys.keyring import DataKeyring
-from memory_store.pending import committed
-from memory_store.storage.audit_writer import AuditAppendError
+from memory_store.pending import Pending, committed
+from memory_store.storage.audit_writer import AuditAppendError, Changed
+from memory_store.storage.group_commit import Job
 from memory_store.trail.times import format_time
 
 ANONYMOUS = "anonymous"
+T = TypeVar("T")
 
 
 class AuditSink(Protocol):
+    beside_memories: bool
+
     def append(self, record: AuditRecord) -> AuditRecord: ...
 
     def begin_append(self, record: AuditRecord) -> Future[AuditRecord]: ...
 
-    def result(self, done: Future[AuditRecord]) -> AuditRecord: ...
+    def begin_change(self, record: AuditRecord, change: Job[Any]) -> Future[Changed]: ...
+
+    def result(self, done: Future[Any]) -> Any: ...
 
 
 class PendingRecord:
@@ -52,7 +58,8 @@ class PendingRecord:
 
     def wait(self) -> AuditRecord:
         try:
-            return self._sink.result(self.done)
+            record: AuditRecord = self._sink.result(self.done)
+            return record
         except AuditAppendError:
             raise AuditUnavailable() from None
 
@@ -153,6 +160,12 @@ class Auditor:
             result_count=result_count,
         ).wait()
 
+    @property
+    def beside_memories(self) -> bool:
+        """Whether a change can commit with its record (`begin_change`): the trail's tables
+        are in the memory database."""
+        return self._sink.beside_memories
+
     def begin_record(
         self,
         principal: Principal | None,
@@ -168,11 +181,85 @@ class Auditor:
         result_count: int | None = None,
     ) -> PendingRecord:
         """Queue a record for its commit, without waiting (see PendingRecord)."""
+        record = self._record(
+            principal,
+            action,
+            subject_user_id=subject_user_id,
+            subject_key=subject_key,
+            outcome=outcome,
+            memory_ids=memory_ids,
+            target=target,
+            purpose=purpose,
+            reason=reason,
+            result_count=result_count,
+        )
+        try:
+            return PendingRecord(self._sink, self._sink.begin_append(record))
+        except AuditAppendError:
+            raise AuditUnavailable() from None
+
+    def begin_change(
+        self,
+        change: Job[T],
+        principal: Principal,
+        action: AuditAction,
+        *,
+        subject_user_id: str,
+        subject_key: UserKey | None,
+        memory_ids: Sequence[str],
+        purpose: str,
+        result_count: int,
+    ) -> Pending[T]:
+        """Queue a record with the change it records (statements on the memory database), to
+        commit in one transaction: only when `beside_memories`. The outcome is the change's
+        result, or the exception it raised (its record kept); AuditUnavailable if the
+        commit failed, when neither happened."""
+        record = self._record(
+            principal,
+            action,
+            subject_user_id=subject_user_id,
+            subject_key=subject_key,
+            memory_ids=memory_ids,
+            purpose=purpose,
+            result_count=result_count,
+        )
+        sink = self._sink
+        try:
+            done = sink.begin_change(record, change)
+        except AuditAppendError:
+            raise AuditUnavailable() from None
+
+        def outcome() -> T:
+            try:
+                changed: Changed = sink.result(done)
+            except AuditAppendError:
+                raise AuditUnavailable() from None
+            if not changed.ok:
+                raise changed.value
+            result: T = changed.value
+            return result
+
+        return Pending(done, outcome)
+
+    def _record(
+        self,
+        principal: Principal | None,
+        action: AuditAction,
+        *,
+        subject_user_id: str | None = None,
+        subject_key: UserKey | None = None,
+        outcome: str = "allowed",
+        memory_ids: Sequence[str] = (),
+        target: str | None = None,
+        purpose: str | None = None,
+        reason: str | None = None,
+        result_count: int | None = None,
+    ) -> AuditRecord:
         subject, tags = self._subject(subject_user_id, subject_key)
         request_id, client_id = current_request_ids()
         if client_id is not None:
             request_id = f"{request_id}.{_tag(tags, client_id)}"
-        record = AuditRecord(
+        return AuditRecord(
             at=format_time(utc_now()),
             actor_id=principal.token_id if principal else ANONYMOUS,
             actor_role=principal.role.value if principal else ANONYMOUS,
@@ -186,10 +273,6 @@ class Auditor:
             reason=reason,
             result_count=result_count,
         )
-        try:
-            return PendingRecord(self._sink, self._sink.begin_append(record))
-        except AuditAppendError:
-            raise AuditUnavailable() from None
 
     def denied(
         self,
