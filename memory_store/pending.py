@@ -11,6 +11,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import anyio.to_thread
+
 T = TypeVar("T")
 R = TypeVar("R")
 # Longer than the group writers' own wait (30 s): by then the future has its answer.
@@ -73,3 +75,25 @@ async def run_steps_async(steps: Steps[R]) -> R:
             answer: R = stop.value
             return answer
         outcome = await settled(pending)
+
+
+def _advance(steps: Steps[R], outcome: Any) -> tuple[bool, Any]:
+    """One step of `steps` (in a worker thread): (False, the next Pending) or (True, the
+    answer). StopIteration must not cross into the coroutine (PEP 479)."""
+    try:
+        return False, steps.send(outcome)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+async def run_steps_off_loop(steps: Steps[R]) -> R:
+    """Drive `steps` with each step's work (its reads and checks: PostgreSQL round trips) in
+    a worker thread and each commit awaited on the event loop: the thread is free again while
+    the commit comes, so the request threads do not cap how many wait on one commit."""
+    outcome: Any = None
+    while True:
+        finished, value = await anyio.to_thread.run_sync(_advance, steps, outcome)
+        if finished:
+            answer: R = value
+            return answer
+        outcome = await settled(value)

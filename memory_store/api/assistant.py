@@ -18,7 +18,7 @@ from memory_store.api.deps import (
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
 from memory_store.api.responses import model_response
-from memory_store.pending import run_steps_async
+from memory_store.pending import run_steps_async, run_steps_off_loop
 from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
@@ -38,12 +38,11 @@ async def write_memory(
     services: ServicesDep,
 ) -> Response:
     """Store a new memory about `user_id`, encrypted under that user's key."""
-    memories = services.memories
+    steps = services.memories.write_steps(principal, user_id, purpose, body)
     if services.inline_reads:  # checks inline; each commit awaited, holding no thread
-        steps = memories.write_steps(principal, user_id, purpose, body)
         memory = await run_steps_async(steps)
-    else:
-        memory = await run_in_threadpool(memories.write, principal, user_id, purpose, body)
+    else:  # checks in a thread; each commit awaited on the loop, holding no thread
+        memory = await run_steps_off_loop(steps)
     location = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
     return model_response(memory, status_code=201, headers={"Location": location})
 
@@ -58,13 +57,18 @@ async def list_memories(
 ) -> Response:
     """The user's memories that `purpose` may use, newest first."""
     memories = services.memories
-    if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
+    if query.q:  # a search decrypts to match: in a thread
         page = await run_in_threadpool(
             memories.list_for_purpose, principal, user_id, purpose, query
         )
-    else:  # short indexed reads inline; the read's record committed holding no thread
+    elif services.inline_reads:  # short indexed reads inline; the record awaited on the loop
         pending = memories.begin_list_for_purpose(principal, user_id, purpose, query)
         page = await pending.answered()
+    else:  # the reads in threads; the record's commit awaited on the loop, holding no thread
+        pending = await run_in_threadpool(
+            memories.begin_list_for_purpose, principal, user_id, purpose, query
+        )
+        page = await pending.answered_off_loop()
     return model_response(page)
 
 
@@ -82,13 +86,14 @@ async def get_memory(
 ) -> Response:
     """One memory, if `purpose` may use its category."""
     memories = services.memories
-    if not services.inline_reads:
-        memory = await run_in_threadpool(
-            memories.get_for_purpose, principal, user_id, memory_id, purpose
-        )
-    else:
+    if services.inline_reads:
         pending = memories.begin_get_for_purpose(principal, user_id, memory_id, purpose)
         memory = await pending.answered()
+    else:
+        pending = await run_in_threadpool(
+            memories.begin_get_for_purpose, principal, user_id, memory_id, purpose
+        )
+        memory = await pending.answered_off_loop()
     return model_response(memory)
 
 

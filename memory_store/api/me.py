@@ -54,10 +54,14 @@ async def list_my_memories(
     query: ListQueryDep, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
     """Everything kept about you, newest first; `q` searches the contents."""
-    if query.q or not services.inline_reads:  # a search decrypts to match: in a thread
-        page = await run_in_threadpool(services.memories.list_own, principal, query)
-    else:
-        page = await services.memories.begin_list_own(principal, query).answered()
+    memories = services.memories
+    if query.q:  # a search decrypts to match: in a thread
+        page = await run_in_threadpool(memories.list_own, principal, query)
+    elif services.inline_reads:
+        page = await memories.begin_list_own(principal, query).answered()
+    else:  # the reads in threads; the record's commit awaited on the loop
+        pending = await run_in_threadpool(memories.begin_list_own, principal, query)
+        page = await pending.answered_off_loop()
     return model_response(page)
 
 
@@ -84,10 +88,12 @@ async def get_my_memory(
     memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
     """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
+    memories = services.memories
     if services.inline_reads:
-        memory = await services.memories.begin_get_own(principal, memory_id).answered()
-    else:
-        memory = await run_in_threadpool(services.memories.get_own, principal, memory_id)
+        memory = await memories.begin_get_own(principal, memory_id).answered()
+    else:  # the reads in threads; the record's commit awaited on the loop
+        pending = await run_in_threadpool(memories.begin_get_own, principal, memory_id)
+        memory = await pending.answered_off_loop()
     return model_response(memory, headers={"ETag": etag(memory.version)})
 
 

@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
+import anyio.to_thread
+
 from memory_store.domain import AuditAction
 from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
 from memory_store.keys.envelope import UserKey
@@ -53,6 +55,13 @@ class Disclosure(Generic[T]):
         if self._record is not None:
             await self._record.committed()
         return self._reveal()
+
+    async def answered_off_loop(self) -> T:
+        """`answered`, with the rows opened in a worker thread (their item keys read from a
+        database over the network): only the commit is awaited on the loop."""
+        if self._record is not None:
+            await self._record.committed()
+        return await anyio.to_thread.run_sync(self._reveal)
 
 
 class MemoryAccess:

@@ -1,5 +1,6 @@
-"""The list and get on the event loop (SQLite): the read's audit record is awaited as a future,
-and no content leaves before that record is committed; a search still runs in a thread."""
+"""The list and get await the read's audit record as a future on the event loop (their reads
+inline on SQLite, in a thread on PostgreSQL), and no content leaves before that record is
+committed; a search still runs in a thread."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tests.conftest import PURPOSE, bearer, write_memory
 SECRET = "the secret recipe"
 
 
-@pytest.mark.sqlite_only
 @pytest.mark.parametrize("route", ["list", "get", "own list", "own get"])
 def test_no_content_leaves_before_the_reads_record_is_committed(
     client: TestClient,
@@ -27,7 +27,6 @@ def test_no_content_leaves_before_the_reads_record_is_committed(
     monkeypatch: pytest.MonkeyPatch,
     route: str,
 ) -> None:
-    assert runtime.services.inline_reads
     memory = write_memory(client, assistant_token, content=SECRET)
     log = runtime.audit_log
     append = log.append
