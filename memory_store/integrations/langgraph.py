@@ -20,7 +20,6 @@ What differs from LangGraph's own stores, deliberately:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,8 +37,9 @@ from langgraph.store.base import (
     SearchOp,
 )
 
-from memory_store.client import AsyncMemoryStoreClient, MemoryStoreClient, MemoryStoreError
+from memory_store.client import MemoryStoreClient, MemoryStoreError
 from memory_store.clock import utc_now
+from memory_store.integrations._async_client import LoopClient
 from memory_store.item_schemas import ItemPage, ItemPublic
 
 __all__ = ["MemoryStore"]
@@ -125,12 +125,10 @@ class MemoryStore(BaseStore):
         default_category: str = "preferences",
         timeout: float = 10.0,
     ) -> None:
-        self._url, self._token, self._timeout = url, token, timeout
         self.purpose = purpose
         self.default_category = default_category
         self._client = MemoryStoreClient(url, token, timeout=timeout)
-        # An async client belongs to the event loop it first ran on: one per loop.
-        self._async: tuple[asyncio.AbstractEventLoop, AsyncMemoryStoreClient] | None = None
+        self._async = LoopClient(url, token, timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
@@ -198,15 +196,8 @@ class MemoryStore(BaseStore):
             results.append(call.answer(answer))
         return results
 
-    def _async_client(self) -> AsyncMemoryStoreClient:
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
-            client = AsyncMemoryStoreClient(self._url, self._token, timeout=self._timeout)
-            self._async = (loop, client)
-        return self._async[1]
-
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        client = self._async_client()
+        client = self._async.get()
         results = []
         for op in ops:
             call = self._call(op)

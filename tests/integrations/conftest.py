@@ -44,3 +44,9 @@ def memory_server(
         yield Server(live.base_url, assistant, users)
     finally:
         live.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (marked anyio) run on asyncio, as the frameworks do."""
+    return "asyncio"

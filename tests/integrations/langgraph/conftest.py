@@ -157,8 +157,3 @@ def mocker() -> Iterator[_Mocker]:
     spies = _Mocker()
     yield spies
     spies.stop()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
