@@ -13,6 +13,7 @@ from memory_store.schemas import MAX_CONTENT_CHARS, AwareDatetime, CategoryName
 
 MAX_LABELS = 16
 MAX_VALUE_CHARS = 16_384  # the value's JSON, compact
+MAX_DEPTH = 32  # objects and lists within each other, in a value or a filter
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ItemKeyName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -24,7 +25,22 @@ def value_json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _shallow(value: Any) -> Any:
+    """Refuse nesting deeper than MAX_DEPTH (measured without recursion: what is refused
+    here never reaches code that recurses)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"must nest objects and lists at most {MAX_DEPTH} deep")
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
 def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    _shallow(value)
     try:
         encoded = value_json(value)
     except ValueError:  # NaN or infinity: no JSON
@@ -70,7 +86,7 @@ class ItemSearch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     namespace_prefix: Namespace = Field(default_factory=list)
-    filter: dict[str, Any] | None = Field(
+    filter: Annotated[dict[str, Any], AfterValidator(_shallow)] | None = Field(
         default=None,
         description="Value fields to match: a value for equality, or an object of operators "
         "$eq $ne $gt $gte $lt $lte.",

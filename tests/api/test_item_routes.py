@@ -250,3 +250,20 @@ def test_an_expired_item_is_gone_and_its_name_can_be_used_again(
         assert again.status_code == 201
         assert again.json()["id"] != first["id"]
         assert post(client, assistant_token, "lookup", NAME).status_code == 200
+
+
+@pytest.mark.parametrize(("depth", "status"), [(40, 422), (5000, 400)])
+def test_deeply_nested_values_and_filters_are_4xx(
+    client: TestClient, assistant_token: str, depth: int, status: int
+) -> None:
+    """Past 32 levels the API refuses (422); far past, the JSON parser already does (400)."""
+    deep = '{"a":' * depth + "1" + "}" * depth
+    headers = {**bearer(assistant_token), "content-type": "application/json"}
+    value = '{"namespace":["x"],"key":"k","category":"preferences","value":' + deep + "}"
+    response = client.put(ITEMS, params={"purpose": PURPOSE}, content=value, headers=headers)
+    assert_problem(response, status)
+    search = '{"filter":' + deep + "}"
+    response = client.post(
+        f"{ITEMS}/search", params={"purpose": PURPOSE}, content=search, headers=headers
+    )
+    assert_problem(response, status)
