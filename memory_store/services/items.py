@@ -136,7 +136,7 @@ class ItemService(MemoryWrites):
         for _ in range(_ATTEMPTS):
             row = self._items.find(user_id, lookup)
             if row is not None and row.expires_at <= now:
-                self._shred(user_id, [row.id])  # expired: gone, as the sweeper would
+                self._purge_expired(request, row)
                 row = None
             if row is None:
                 created = self._create(request, key, lookup, content, named, expires_at, now)
@@ -147,6 +147,20 @@ class ItemService(MemoryWrites):
                 if replaced is not None:
                     return replaced, False
         raise StorageUnavailable("The item kept changing while it was written: try again")
+
+    def _purge_expired(self, request: AccessRequest, row: MemoryRow) -> None:
+        """An expired item whose name is used again: purged first, recorded as the sweeper
+        records its purges, so that the new item starts afresh."""
+        self._auditor.record(
+            request.principal,
+            AuditAction.memory_purge,
+            subject_user_id=row.user_id,
+            memory_ids=[row.id],
+            purpose=request.purpose,
+            reason="expired",
+            result_count=1,
+        )
+        self._shred(row.user_id, [row.id])
 
     def _create(
         self,
