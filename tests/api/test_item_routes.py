@@ -267,3 +267,12 @@ def test_deeply_nested_values_and_filters_are_4xx(
         f"{ITEMS}/search", params={"purpose": PURPOSE}, content=search, headers=headers
     )
     assert_problem(response, status)
+
+
+def test_the_users_export_holds_each_items_name_and_value(
+    client: TestClient, assistant_token: str, alice_token: str
+) -> None:
+    put(client, assistant_token)
+    (memory,) = client.get("/v1/me/export", headers=bearer(alice_token)).json()["memories"]
+    assert memory["item"] == {**NAME, "value": VALUE}
+    assert memory["content"] == "uses an inhaler daily"
