@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.config import STARTUP_FAILURE
 
 from memory_store import __version__
-from memory_store.api import assistant, audit, consents, erasures, health, me
+from memory_store.api import assistant, audit, consents, erasures, health, items, me
 from memory_store.api.deps import ProblemDetails
 from memory_store.api.limits import Limits, RateLimiter
 from memory_store.api.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
@@ -75,6 +75,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(assistant.router)
     app.include_router(assistant.context_router)
+    app.include_router(items.router)
     app.include_router(me.router)
     app.include_router(consents.router)
     app.include_router(audit.router)

@@ -13,6 +13,7 @@ from audit import SigningKey
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError
 from memory_store.keys.keyring import DataKeyring
+from memory_store.keys.lookup import ItemLookup
 from memory_store.keys.pkcs11_provider import Pkcs11KeyProvider
 from memory_store.keys.provider import KeyProvider, LocalKeyFileProvider
 from memory_store.policy import Catalogue, Policy
@@ -21,6 +22,7 @@ from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
 from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
+from memory_store.services.items import ItemService
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
 from memory_store.services.reencryption import Reencryption
@@ -34,6 +36,7 @@ from memory_store.storage.consents import ConsentRepository
 from memory_store.storage.engines import make_engine
 from memory_store.storage.eraser import Eraser
 from memory_store.storage.group_commit import GroupCommitter
+from memory_store.storage.items import ItemRepository
 from memory_store.storage.keystore import KeyStore
 from memory_store.storage.memories import LegacyCiphertexts, MemoryRepository
 from memory_store.storage.rawdb import RawDB, close_thread_connections
@@ -78,6 +81,7 @@ class Runtime:
     eraser: Eraser
     memory_writer: GroupCommitter
     keystore_writer: GroupCommitter
+    items: ItemService
 
     @property
     def services(self) -> Services:
@@ -90,6 +94,7 @@ class Runtime:
             tokens=self.tokens,
             erasures=self.erasures,
             refusals=RefusalLog(self.auditor, self.catalogue),
+            items=self.items,
             check_ready=self.ready,
             inline_reads=all(
                 engine.dialect.name == "sqlite"
@@ -236,6 +241,17 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         cursors,
         max_memories_per_user=settings.max_memories_per_user,
     )
+    items = ItemService(
+        memory_repository,
+        consent_repository,
+        keyring,
+        policy,
+        catalogue,
+        auditor,
+        erasures,
+        cursors,
+        max_memories_per_user=settings.max_memories_per_user,
+    ).attach(ItemRepository(memory_raw, memory_writer), ItemLookup(keyring))
     consents = ConsentService(consent_repository, policy, catalogue, auditor, cursors)
     audit = AuditService(
         audit_store,
@@ -272,4 +288,5 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         eraser=eraser,
         memory_writer=memory_writer,
         keystore_writer=keystore_writer,
+        items=items,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -276,6 +276,10 @@ class AccessLogPage(BaseModel):
 
 class ExportedMemory(MemoryPublic):
     history: list[MemoryVersionPublic] = Field(description="Earlier versions, newest first.")
+    item: dict[str, Any] | None = Field(
+        default=None,
+        description="For a keyed item: its namespace, key and value, as the client put them.",
+    )
 
 
 class UserExport(BaseModel):

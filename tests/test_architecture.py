@@ -18,7 +18,7 @@ MAX_LINES = 400
 
 # Who may import whom, by room (the first name under memory_store). The shared words import
 # only each other; every room may import them. The faces and the wiring may import anything.
-SHARED = {"clock", "config", "domain", "errors", "logging", "pending", "schemas"}
+SHARED = {"clock", "config", "domain", "errors", "item_schemas", "logging", "pending", "schemas"}
 ALLOWED: dict[str, set[str]] = {
     "policy": set(),
     "recall": set(),
@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "services": {"policy", "recall", "storage", "keys", "trail"},
     "api": {"services"},
     "client": set(),
+    "integrations": {"client"},
 }
 FACES = {
     "__init__",

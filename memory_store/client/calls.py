@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -76,3 +77,38 @@ class _Requests:
         # The erasure's status in the answer, rather than only its address.
         headers = {"Prefer": "return=representation"}
         return "DELETE", path, {"params": {"purpose": purpose}, "headers": headers}
+
+    # -- keyed items: the name goes in the body, never in the URL ---------------------------
+
+    @staticmethod
+    def put_item(
+        user_id: str,
+        namespace: Sequence[str],
+        key: str,
+        value: Mapping[str, Any],
+        category: str,
+        purpose: str,
+        expires_at: datetime | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        body = _drop_none(
+            {
+                "namespace": list(namespace),
+                "key": key,
+                "value": dict(value),
+                "category": category,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+        )
+        path = f"/v1/users/{_segment(user_id)}/items"
+        return "PUT", path, {"params": {"purpose": purpose}, "json": body}
+
+    @staticmethod
+    def item(
+        user_id: str, action: str, purpose: str, body: dict[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        """One of the POSTs on items: lookup, forget, search, namespaces."""
+        path = f"/v1/users/{_segment(user_id)}/items/{action}"
+        kwargs: dict[str, Any] = {"params": {"purpose": purpose}, "json": _drop_none(body)}
+        if action == "forget":
+            kwargs["headers"] = {"Prefer": "return=representation"}
+        return "POST", path, kwargs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -11,6 +11,7 @@ import httpx
 
 from memory_store.client.calls import _drop_none, _Requests
 from memory_store.client.errors import _parse, raise_for_problem
+from memory_store.item_schemas import ItemPage, ItemPublic, NamespaceList
 from memory_store.schemas import (
     AccessLogPage,
     ConsentChangeResult,
@@ -131,6 +132,85 @@ class MemoryStoreClient:
         """The memories most relevant to `q`, best first, within `max_chars`."""
         method, path, kwargs = _Requests.context(user_id, purpose, q, limit, max_chars)
         return _parse(ContextResult, self._send(method, path, **kwargs))
+
+    # -- keyed items -------------------------------------------------------------------------
+
+    def put_item(
+        self,
+        user_id: str,
+        namespace: Sequence[str],
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        category: str,
+        purpose: str = "personalization",
+        expires_at: datetime | None = None,
+    ) -> ItemPublic:
+        """Store `value` under (namespace, key): created, or replaced as a new version."""
+        method, path, kwargs = _Requests.put_item(
+            user_id, namespace, key, value, category, purpose, expires_at
+        )
+        return _parse(ItemPublic, self._send(method, path, **kwargs))
+
+    def get_item(
+        self, user_id: str, namespace: Sequence[str], key: str, *, purpose: str = "personalization"
+    ) -> ItemPublic:
+        """The item of that name (NotFound when there is none the purpose may see)."""
+        body = {"namespace": list(namespace), "key": key}
+        method, path, kwargs = _Requests.item(user_id, "lookup", purpose, body)
+        return _parse(ItemPublic, self._send(method, path, **kwargs))
+
+    def forget_item(
+        self, user_id: str, namespace: Sequence[str], key: str, *, purpose: str = "personalization"
+    ) -> Erasure:
+        """Forget the item of that name as any memory is forgotten; the erasure's status."""
+        body = {"namespace": list(namespace), "key": key}
+        method, path, kwargs = _Requests.item(user_id, "forget", purpose, body)
+        return _parse(Erasure, self._send(method, path, **kwargs))
+
+    def search_items(
+        self,
+        user_id: str,
+        namespace_prefix: Sequence[str] = (),
+        *,
+        purpose: str = "personalization",
+        query: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> ItemPage:
+        """Items under the prefix matching `filter`, ranked by `query` when given."""
+        body = {
+            "namespace_prefix": list(namespace_prefix),
+            "query": query,
+            "filter": dict(filter) if filter is not None else None,
+            "limit": limit,
+            "offset": offset,
+        }
+        method, path, kwargs = _Requests.item(user_id, "search", purpose, body)
+        return _parse(ItemPage, self._send(method, path, **kwargs))
+
+    def list_namespaces(
+        self,
+        user_id: str,
+        *,
+        purpose: str = "personalization",
+        prefix: Sequence[str] | None = None,
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> NamespaceList:
+        """The namespace paths of the user's items (after the user), sorted."""
+        body = {
+            "prefix": list(prefix) if prefix is not None else None,
+            "suffix": list(suffix) if suffix is not None else None,
+            "max_depth": max_depth,
+            "limit": limit,
+            "offset": offset,
+        }
+        method, path, kwargs = _Requests.item(user_id, "namespaces", purpose, body)
+        return _parse(NamespaceList, self._send(method, path, **kwargs))
 
     # -- the user ----------------------------------------------------------------------------
 

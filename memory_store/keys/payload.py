@@ -12,9 +12,10 @@ earlier version passed off as the current one, fails to open.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from memory_store.errors import DecryptionError
 from memory_store.keys.envelope import (
@@ -95,12 +96,21 @@ def _matches(key: ItemKey, binding: Binding) -> bool:
     )
 
 
-def seal_payload(key: ItemKey, binding: Binding, content: str, source: str | None) -> bytes:
-    """Encrypt (content, source) under the version's item key, bound to `binding`."""
+def seal_payload(
+    key: ItemKey,
+    binding: Binding,
+    content: str,
+    source: str | None,
+    item: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Encrypt (content, source) under the version's item key, bound to `binding`; with
+    `item`, a keyed item's name and value too (services/items.py)."""
     if not _matches(key, binding):
         raise ValueError("the binding names another key")
-    plaintext = json.dumps({"content": content, "source": source}).encode()
-    return seal(key, plaintext, binding.encode())
+    document: dict[str, Any] = {"content": content, "source": source}
+    if item is not None:
+        document["item"] = item
+    return seal(key, json.dumps(document).encode(), binding.encode())
 
 
 def open_payload(
@@ -111,6 +121,20 @@ def open_payload(
     if key is None or not _matches(key, binding):
         raise DecryptionError
     return _decode(open_sealed(key, ciphertext, binding.encode()))
+
+
+def open_item_payload(
+    key: ItemKey | None, binding: Binding, ciphertext: bytes
+) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(content, source, keyed item or None) of a ciphertext, as `open_payload`."""
+    if key is None or not _matches(key, binding):
+        raise DecryptionError
+    plaintext = open_sealed(key, ciphertext, binding.encode())
+    content, source = _decode(plaintext)
+    item = json.loads(plaintext.decode()).get("item")
+    if item is not None and not isinstance(item, dict):
+        raise DecryptionError
+    return content, source, item
 
 
 def open_older_payload(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.erasures import ErasureLog
+from memory_store.services.items import ItemService
 from memory_store.services.memories import MemoryService
 from memory_store.services.refusals import RefusalLog
 from memory_store.services.rights import UserRightsService
@@ -23,6 +24,7 @@ class Services:
     tokens: TokenService
     erasures: ErasureLog
     refusals: RefusalLog
+    items: ItemService
     # Raises unless the databases answer and the keys are usable (for /readyz).
     check_ready: Callable[[], None]
     # Whether a short indexed read may run inline on the event loop (every database a local

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 
@@ -15,7 +15,7 @@ from memory_store.domain import AuditAction
 from memory_store.errors import DecryptionError, MemoryUnreadable, NotFound
 from memory_store.keys.envelope import UserKey
 from memory_store.keys.keyring import DataKeyring, ItemKeys
-from memory_store.keys.payload import Binding, open_payload
+from memory_store.keys.payload import Binding, open_item_payload, open_payload
 from memory_store.logging import get_logger
 from memory_store.policy import AccessRequest, Catalogue, Policy
 from memory_store.schemas import MemoryPublic, MemoryVersionPublic
@@ -244,6 +244,19 @@ def open_row(keys: ItemKeys, row: MemoryRow) -> tuple[str, str | None]:
     """(content, source) of a row, or one opaque MemoryUnreadable."""
     try:
         return open_payload(
+            keys.get(row.id, row.version, row.ciphertext), memory_binding(row), row.ciphertext
+        )
+    except DecryptionError:
+        raise MemoryUnreadable(
+            "This memory cannot be decrypted: it was altered, moved, or its key destroyed",
+            memory_id=row.id,
+        ) from None
+
+
+def open_row_item(keys: ItemKeys, row: MemoryRow) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(content, source, keyed item or None) of a row, or one opaque MemoryUnreadable."""
+    try:
+        return open_item_payload(
             keys.get(row.id, row.version, row.ciphertext), memory_binding(row), row.ciphertext
         )
     except DecryptionError:

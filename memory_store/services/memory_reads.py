@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
@@ -25,6 +26,7 @@ from memory_store.services.memory_access import (
     Disclosure,
     MemoryAccess,
     open_row,
+    open_row_item,
     public,
     reveal,
     reveal_each,
@@ -33,6 +35,9 @@ from memory_store.services.memory_access import (
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
+
+# A memory as its user's export holds it: with its history, and a keyed item's name and value.
+Exported = tuple[MemoryPublic, list[MemoryVersionPublic], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,9 @@ class MemoryReads(MemoryAccess):
         self._refuse_unreadable(request, action, list(dict.fromkeys(unreadable)))
         return items
 
-    def export_own(
-        self, principal: Principal
-    ) -> list[tuple[MemoryPublic, list[MemoryVersionPublic]]]:
-        """Every live memory of the user with its history, decrypted, for their export."""
+    def export_own(self, principal: Principal) -> list[Exported]:
+        """Every live memory of the user with its history (and a keyed item's name and
+        value), decrypted, for their export."""
         user_id = principal.user_id or ""
         action = AuditAction.memory_export
         request = AccessRequest(principal, Action.memory_export, user_id, SELF_SERVICE)
@@ -162,17 +166,17 @@ class MemoryReads(MemoryAccess):
         key = self._read_key(user_id)
         self._record_read(request, action, key, [row.id for row in rows])
         keys = self._item_keys(key, None)
-        exported: list[tuple[MemoryPublic, list[MemoryVersionPublic]]] = []
+        exported: list[Exported] = []
         refused: list[str] = []
         for row in rows:
             try:
-                memory = reveal(keys, row)
+                content, source, item = open_row_item(keys, row)
             except MemoryUnreadable:
                 refused.append(row.id)
                 continue
             history, unreadable = reveal_versions(keys, versions.get(row.id, []))
             refused += list(dict.fromkeys(unreadable))
-            exported.append((memory, history))
+            exported.append((public(row, content, source), history, item))
         self._refuse_unreadable(request, action, refused)
         return exported
 

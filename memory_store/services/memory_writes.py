@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from datetime import datetime
 
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
@@ -15,17 +16,18 @@ from memory_store.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
+from memory_store.item_schemas import corrected_item
 from memory_store.keys.envelope import new_item_key
 from memory_store.keys.payload import seal_payload
 from memory_store.pending import Pending, Steps, run_steps
-from memory_store.policy import AccessRequest, Action, refuse_secrets
+from memory_store.policy import AccessRequest, Action, Category, refuse_secrets
 from memory_store.schemas import Erasure, MemoryCreate, MemoryPublic, MemoryUpdate
 from memory_store.services.memory_access import (
     MemoryAccess,
     earlier_binding,
     memory_binding,
     not_found,
-    open_row,
+    open_row_item,
     public,
 )
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow
@@ -34,6 +36,22 @@ from memory_store.storage.memories import MemoryRow, MemoryVersionRow
 def new_memory_id() -> str:
     """Random and opaque, so ids invite no enumeration."""
     return "mem_" + secrets.token_urlsafe(16)
+
+
+def new_expiry(category: Category, requested: datetime | None, now: datetime) -> datetime:
+    """A new memory's expiry: as asked, within the category's retention (by default its
+    limit); a past time or one beyond the limit is refused."""
+    limit = now + category.retention
+    expires_at = requested if requested is not None else limit
+    if expires_at <= now:
+        raise InvalidRequest("expires_at must be in the future")
+    if expires_at > limit:
+        raise InvalidRequest(
+            f"expires_at is later than the retention limit of category '{category.name}' "
+            f"({category.retention.days} days)",
+            latest_allowed=limit.isoformat(),
+        )
+    return expires_at
 
 
 class MemoryWrites(MemoryAccess):
@@ -62,16 +80,7 @@ class MemoryWrites(MemoryAccess):
         )
         self._guard.check(request, action)
         now = utc_now()
-        limit = now + category.retention
-        expires_at = body.expires_at if body.expires_at is not None else limit
-        if expires_at <= now:
-            raise InvalidRequest("expires_at must be in the future")
-        if expires_at > limit:
-            raise InvalidRequest(
-                f"expires_at is later than the retention limit of category '{category.name}' "
-                f"({category.retention.days} days)",
-                latest_allowed=limit.isoformat(),
-            )
+        expires_at = new_expiry(category, body.expires_at, now)
         if self._memories.count(user_id) >= self._max_memories:
             raise self._quota_exceeded()
         try:
@@ -164,9 +173,9 @@ class MemoryWrites(MemoryAccess):
         refuse_secrets(patch.content)
         key = self._read_key(user_id)
         keys = self._item_keys(key, [row.id])
-        content_now, source = open_row(keys, row)
+        content_now, source, named = open_row_item(keys, row)
         current_item = keys.get(row.id, row.version, row.ciphertext)
-        if key is None or current_item is None:  # open_row raised already (for mypy)
+        if key is None or current_item is None:  # open_row_item raised already (for mypy)
             raise not_found()
         latest = min(row.expires_at, row.created_at + category.retention)
         expires_at = patch.expires_at if patch.expires_at is not None else latest
@@ -178,6 +187,8 @@ class MemoryWrites(MemoryAccess):
                 latest_allowed=latest.isoformat(),
             )
         content = patch.content if patch.content is not None else content_now
+        # A keyed item keeps its name; the user's correction of its text reaches its value.
+        renamed = corrected_item(named, content) if named and patch.content is not None else named
         # The version it replaces, re-encrypted bound as an earlier one; and the new current
         # version, bound to its new category, expiry and number.
         earlier = MemoryVersionRow(
@@ -193,7 +204,9 @@ class MemoryWrites(MemoryAccess):
         )
         earlier = replace(
             earlier,
-            ciphertext=seal_payload(current_item, earlier_binding(earlier), content_now, source),
+            ciphertext=seal_payload(
+                current_item, earlier_binding(earlier), content_now, source, named
+            ),
         )
         item = new_item_key(key, row.id, row.version + 1)
         replacement = replace(
@@ -205,7 +218,7 @@ class MemoryWrites(MemoryAccess):
         )
         replacement = replace(
             replacement,
-            ciphertext=seal_payload(item, memory_binding(replacement), content, source),
+            ciphertext=seal_payload(item, memory_binding(replacement), content, source, renamed),
         )
         self._auditor.record(
             principal,

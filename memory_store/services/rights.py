@@ -77,8 +77,8 @@ class UserRightsService:
             user_id=principal.user_id or "",
             settings=self._consents.settings(principal),
             memories=[
-                ExportedMemory(**memory.model_dump(), history=versions)
-                for memory, versions in memories
+                ExportedMemory(**memory.model_dump(), history=versions, item=item)
+                for memory, versions, item in memories
             ],
             consents=self._consents.overview(principal),
             consent_history=history,

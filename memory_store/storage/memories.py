@@ -35,6 +35,8 @@ class MemoryRow:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # A keyed item's lookup hash (keys/lookup.py): its name, unreadable; None for the others.
+    lookup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ def memory_row(raw: RawDB, values: Sequence[Any]) -> MemoryRow:
         read_time(values[6]),
         read_time(values[7]),
         read_time(values[8]),
+        values[9],
     )
 
 

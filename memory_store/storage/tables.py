@@ -23,6 +23,7 @@ class Memory(SQLModel, table=True):
         Index("ix_memories_user_created", "user_id", "created_at", "id"),
         Index("ix_memories_user_category_created", "user_id", "category", "created_at", "id"),
         Index("ix_memories_expires", "expires_at"),
+        Index("ux_memories_user_lookup", "user_id", "lookup", unique=True),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -35,6 +36,8 @@ class Memory(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    # A keyed item's HMAC of its namespace and key (keys/lookup.py), never the names.
+    lookup: str | None = Field(default=None, max_length=64)
 
 
 class MemoryVersion(SQLModel, table=True):

@@ -59,6 +59,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/users/{user_id}/memories/{memory_id}"): ASSISTANT_ONLY,
     ("GET", "/v1/users/{user_id}/context"): ASSISTANT_ONLY,
     ("DELETE", "/v1/users/{user_id}/memories/{memory_id}"): {**ASSISTANT_ONLY, "assistant": 204},
+    ("PUT", "/v1/users/{user_id}/items"): {**ASSISTANT_ONLY, "assistant": 201},
+    ("POST", "/v1/users/{user_id}/items/lookup"): ASSISTANT_ONLY,
+    ("POST", "/v1/users/{user_id}/items/forget"): {**ASSISTANT_ONLY, "assistant": 204},
+    ("POST", "/v1/users/{user_id}/items/search"): ASSISTANT_ONLY,
+    ("POST", "/v1/users/{user_id}/items/namespaces"): ASSISTANT_ONLY,
     ("GET", "/v1/me"): USER_SELF,
     ("DELETE", "/v1/me"): USER_SELF,
     ("GET", "/v1/me/memories"): USER_SELF,
@@ -86,6 +91,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/erasures/{erasure_id}"): OPEN,
 }
 
+ITEM = {"category": "preferences"}
+# Routes that name alice's keyed item ["travel"] / "seat": it is put before each caller.
+NAMES_AN_ITEM = {
+    ("POST", "/v1/users/{user_id}/items/lookup"),
+    ("POST", "/v1/users/{user_id}/items/forget"),
+}
+
 # A valid request for each route: query parameters and body. Path parameters are filled in
 # with alice, her memory, and a purpose and category from the catalogue.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -97,6 +109,26 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/users/{user_id}/memories/{memory_id}"): {"params": {"purpose": PURPOSE}},
     ("GET", "/v1/users/{user_id}/context"): {"params": {"purpose": PURPOSE, "q": "figs"}},
     ("GET", "/v1/audit/proof"): {"params": {"seq": 1}},
+    ("PUT", "/v1/users/{user_id}/items"): {
+        "params": {"purpose": PURPOSE},
+        "json": {"namespace": ["food"], "key": "fruit", "value": {"likes": "figs"}, **ITEM},
+    },
+    ("POST", "/v1/users/{user_id}/items/lookup"): {
+        "params": {"purpose": PURPOSE},
+        "json": {"namespace": ["travel"], "key": "seat"},
+    },
+    ("POST", "/v1/users/{user_id}/items/forget"): {
+        "params": {"purpose": PURPOSE},
+        "json": {"namespace": ["travel"], "key": "seat"},
+    },
+    ("POST", "/v1/users/{user_id}/items/search"): {
+        "params": {"purpose": PURPOSE},
+        "json": {"namespace_prefix": ["travel"]},
+    },
+    ("POST", "/v1/users/{user_id}/items/namespaces"): {
+        "params": {"purpose": PURPOSE},
+        "json": {},
+    },
     ("DELETE", "/v1/users/{user_id}/memories/{memory_id}"): {"params": {"purpose": PURPOSE}},
     ("DELETE", "/v1/me/memories"): {"params": {"category": "preferences"}},
     ("PATCH", "/v1/me/memories/{memory_id}"): {"json": {"content": "likes dates"}},
@@ -146,6 +178,14 @@ def test_route_answers_each_caller_as_expected(route: tuple[str, str], tmp_path:
         with TestClient(create_app(settings, runtime)) as client:
             for caller in sorted(CALLERS, key=lambda c: c == "owner"):
                 memory = write_memory(client, tokens["assistant"], user_id="alice")
+                if route in NAMES_AN_ITEM:
+                    put = client.put(
+                        "/v1/users/alice/items",
+                        params={"purpose": PURPOSE},
+                        json={"namespace": ["travel"], "key": "seat", "value": {}, **ITEM},
+                        headers=bearer(tokens["assistant"]),
+                    )
+                    assert put.status_code in (200, 201), put.text
                 method, template = route
                 path = template.format(
                     user_id="alice",

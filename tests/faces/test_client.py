@@ -165,3 +165,44 @@ def test_the_async_client_does_the_assistants_calls(live: Live) -> None:
             return [item.content for item in context.items]
 
     assert asyncio.run(turn()) == ["hikes in Sintra"]
+
+
+def test_keyed_items_by_name_sync_and_async(live: Live) -> None:
+    with MemoryStoreClient(live.url, token=live.assistant) as store:
+        created = store.put_item(
+            "alice",
+            ["travel", "flights"],
+            "seat",
+            {"content": "window", "rank": 1},
+            category="preferences",
+        )
+        replaced = store.put_item(
+            "alice",
+            ["travel", "flights"],
+            "seat",
+            {"content": "aisle", "rank": 2},
+            category="preferences",
+        )
+        assert (replaced.id, replaced.version) == (created.id, 2)
+        assert store.get_item("alice", ["travel", "flights"], "seat").value["content"] == "aisle"
+        found = store.search_items("alice", ["travel"], query="aisle", filter={"rank": {"$gte": 2}})
+        assert [item.key for item in found.items] == ["seat"] and found.items[0].score
+        assert store.list_namespaces("alice", prefix=["travel"]).namespaces == [
+            ["travel", "flights"]
+        ]
+        assert store.forget_item("alice", ["travel", "flights"], "seat").items == 1
+        with pytest.raises(NotFound):
+            store.get_item("alice", ["travel", "flights"], "seat")
+
+    async def turn() -> list[list[str]]:
+        async with AsyncMemoryStoreClient(live.url, token=live.assistant) as store:
+            await store.put_item("bob", ["a"], "k", {"x": 1}, category="interests")
+            assert (await store.get_item("bob", ["a"], "k")).value == {"x": 1}
+            assert len((await store.search_items("bob", filter={"x": 1})).items) == 1
+            listed = (await store.list_namespaces("bob")).namespaces
+            assert (await store.forget_item("bob", ["a"], "k")).items == 1
+            with pytest.raises(NotFound):
+                await store.get_item("bob", ["a"], "k")
+            return listed
+
+    assert asyncio.run(turn()) == [["a"]]

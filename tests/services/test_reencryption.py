@@ -39,7 +39,7 @@ def me(user_id: str) -> Principal:
 def contents(runtime: Runtime, user_id: str) -> dict[str, tuple[str, list[str]]]:
     """Every memory of the user: its content and its history's contents."""
     exported = runtime.memories.export_own(me(user_id))
-    return {m.id: (m.content, [v.content for v in history]) for m, history in exported}
+    return {m.id: (m.content, [v.content for v in history]) for m, history, _ in exported}
 
 
 def older_seal(fmt: int, key: UserKey, payload: bytes, binding: Binding) -> bytes:
