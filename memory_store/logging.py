@@ -70,7 +70,11 @@ def summarize_exc_info(
 def configure_logging(
     log_format: str = "json", level: str = "info", stream: TextIO | None = None
 ) -> None:
-    """Route structlog and the standard library (uvicorn included) through one pipeline."""
+    """Route structlog and the standard library (uvicorn included) through one pipeline.
+    `log_format` "auto": readable lines on a terminal, JSON lines otherwise."""
+    out = stream or sys.stderr
+    if log_format == "auto":
+        log_format = "console" if out.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -97,7 +101,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
@@ -115,6 +119,15 @@ def configure_logging(
     # The MCP SDK logs a line per request at info and protocol frames at debug, as messages:
     # out of the redaction's reach, so only its warnings and errors.
     logging.getLogger("mcp").setLevel(logging.WARNING)
+    # Alembic says which dialect it talks to on every look at a schema; only a migration that
+    # runs ("Running upgrade ...") is news.
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.filters = [_MigrationChatter()]
+
+
+class _MigrationChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Context impl", "Will assume"))
 
 
 def get_logger(name: str) -> Any:

@@ -35,6 +35,8 @@ FACES = {
     "app",
     "cli",
     "cli_arguments",
+    "cli_commands",
+    "cli_output",
     "mcp_http",
     "mcp_server",
     "mcp_stdio",
