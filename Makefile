@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.run-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
@@ -17,7 +18,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# `make run` needs the service alone: no dev tools (pytest, mypy, selenium...). Its state
+# goes in ./var of this checkout unless MEMORY_STORE_DATA_DIR says otherwise (an installed
+# `memory-store` keeps it in the user's data folder).
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+run: export MEMORY_STORE_DATA_DIR ?= $(CURDIR)/var
+run: $(RUN_STAMP)
+	@echo "make run: the store is in $(MEMORY_STORE_DATA_DIR) (MEMORY_STORE_DATA_DIR)"
 	$(BIN)/memory-store serve
 
 # The whole suite runs twice: on SQLite files, then on a throwaway PostgreSQL cluster that the
