@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install run test test-sqlite test-postgres system-deps lint format typecheck bench clean
+.PHONY: screenshots install run test test-sqlite test-postgres system-deps lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ system-deps:
 	else \
 	  echo "missing$$missing (needs root and apt-get to install): their tests will be skipped"; \
 	fi
+
+# The user's page, view by view, as the browser tests see it: docs/screenshots/*.png, which the
+# README shows. Run after changing memory_store/ui.
+screenshots: $(STAMP) system-deps
+	MEMORY_STORE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -p no:randomly tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
