@@ -119,18 +119,33 @@ def improve(document: dict[str, Any], purposes: Sequence[str], categories: Seque
     enums = {"purpose": sorted(purposes), "category": sorted(categories)}
     fields = {**_FIELD_EXAMPLES, "purpose": "personalization"}
     fields["category"] = "preferences" if "preferences" in categories else sorted(categories)[0]
-    for schema in components.values():
-        for name, prop in schema.get("properties", {}).items():
-            if name in enums:
-                _add_enum(prop, enums[name])
+    # Enums where a client chooses from the catalogue: the bodies it sends, and the parameters
+    # of the assistant's and the user's routes. Not what the service answers (an audit event's
+    # purpose may be the service's own, such as retention), nor the audit filters.
+    for name in _request_schemas(document):
+        for field, prop in components.get(name, {}).get("properties", {}).items():
+            if field in enums:
+                _add_enum(prop, enums[field])
     by_status: dict[int, list[type[Problem]]] = {}
     for cls in problem_types():
         by_status.setdefault(cls.status, []).append(cls)
-    for operations in document.get("paths", {}).values():
+    for path, operations in document.get("paths", {}).items():
+        chosen = enums if path.startswith(("/v1/users/", "/v1/me")) else {}
         for operation in operations.values():
             _describe(operation)
-            _parameters(operation, enums, fields)
+            _parameters(operation, chosen, fields)
             _examples(operation, components, fields, by_status)
+
+
+def _request_schemas(document: dict[str, Any]) -> set[str]:
+    names = set()
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if ref:
+                    names.add(ref.rsplit("/", 1)[-1])
+    return names
 
 
 def _describe(operation: dict[str, Any]) -> None:
