@@ -66,7 +66,8 @@ def test_commands_run_from_another_folder_find_the_same_store(
         check=False,
     )
     assert created.returncode == 0, created.stderr
-    assert f"creating a new store in {clean_env}" in created.stderr
+    where = str(clean_env) if BACKEND == "sqlite" else "the database at MEMORY_STORE_DATABASE_URL"
+    assert f"creating a new store in {where}" in created.stderr
     token_id = created.stdout.split()[1].rstrip(":")
     listed = subprocess.run(
         [sys.executable, "-m", "memory_store", "tokens", "list"],
