@@ -3,6 +3,7 @@ by mistake, quiet on success, quick to answer --help and --version, one-line err
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -224,3 +225,40 @@ def test_the_real_command_reports_a_missing_store_without_a_traceback(clean_env:
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "no store in" in done.stderr
+
+
+class _Terminal(io.StringIO):
+    """What a terminal looks like to the command: a stream that says it is one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("argv", "bar"),
+    [
+        (["keys", "rotate"], "rewrapping data keys"),
+        (["audit", "verify", "--allow-unanchored"], "verifying the audit trail"),
+        (["audit", "export", "-o", "EXPORT"], "exporting the audit trail"),
+        (["retention", "sweep"], "purging expired memories"),
+    ],
+)
+def test_long_commands_draw_a_progress_bar_on_a_terminal_and_nothing_in_a_pipe(
+    clean_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    bar: str,
+) -> None:
+    runtime = open_runtime(Settings())
+    runtime.keyring.key_for_write("alice")
+    runtime.close()
+    argv = [str(tmp_path / "export.jsonl") if word == "EXPORT" else word for word in argv]
+    code, _, piped = run(capsys, *argv)
+    assert code == 0, piped
+    assert bar not in piped
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(argv) == 0
+    assert bar in terminal.getvalue()
