@@ -24,14 +24,17 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def store_exists(database_url: str) -> bool:
-    """Whether the memory database is there with a schema. A SQLite file that is missing is
-    not created by looking."""
+    """Whether the memory database is there with a schema (any revision, or tables made before
+    migrations existed). A SQLite file that is missing is not created by looking; an empty
+    database is no store."""
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return bool(url.database) and Path(str(url.database)).is_file()
+    if url.get_backend_name() == "sqlite" and not (
+        url.database and Path(str(url.database)).is_file()
+    ):
+        return False
     engine = create_engine(url, hide_parameters=True, poolclass=NullPool)
     try:
-        return migrate.current(engine, "memory") is not None
+        return migrate.has_schema(engine, "memory")
     finally:
         engine.dispose()
 
