@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from audit import AnyCheckpoint, load_anchors
 from audit.verify import summary
+from memory_store import __version__
 from memory_store.cli_output import print_table, progress
 from memory_store.clock import utc_now
 from memory_store.config import Settings
@@ -70,19 +71,13 @@ def _banner(settings: Settings, host: str, port: int, *, new: bool) -> None:
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     store = ("a new store in " if new else "the store in ") + where(settings)
     print(
-        f"memory-store {_version()} serving {store}\n"
+        f"memory-store {__version__} serving {store}\n"
         f"  your page:  {base}/ui/\n"
         f"  API docs:   {base}/docs\n"
         "  a token:    memory-store tokens create --role user --user <your-id>\n"
         "  (stop with Ctrl-C)",
         flush=True,
     )
-
-
-def _version() -> str:
-    from memory_store import __version__  # noqa: PLC0415
-
-    return __version__
 
 
 def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
