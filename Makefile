@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.run-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install run test test-sqlite test-postgres system-deps lint format typecheck bench clean
+.PHONY: screenshots install run test test-sqlite test-postgres system-deps lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# `make run` needs the service alone: no dev tools (pytest, mypy, selenium...). Its state
+# goes in ./var of this checkout unless MEMORY_STORE_DATA_DIR says otherwise (an installed
+# `memory-store` keeps it in the user's data folder).
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+run: export MEMORY_STORE_DATA_DIR ?= $(CURDIR)/var
+run: $(RUN_STAMP)
+	@echo "make run: the store is in $(MEMORY_STORE_DATA_DIR) (MEMORY_STORE_DATA_DIR)"
 	$(BIN)/memory-store serve
 
 # The whole suite runs twice: on SQLite files, then on a throwaway PostgreSQL cluster that the
@@ -53,6 +65,11 @@ system-deps:
 	else \
 	  echo "missing$$missing (needs root and apt-get to install): their tests will be skipped"; \
 	fi
+
+# The user's page, view by view, as the browser tests see it: docs/screenshots/*.png, which the
+# README shows. Run after changing memory_store/ui.
+screenshots: $(STAMP) system-deps
+	MEMORY_STORE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -p no:randomly tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

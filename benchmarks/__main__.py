@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_audit,
+    bench_cli,
     bench_commits,
     bench_http,
     bench_inprocess,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "http": bench_http,
     "sweep": bench_sweep,
     "postgres": bench_postgres,
+    "cli": bench_cli,
 }
 # A whole run's plot is a result (committed beside RESULTS.md); a quick or partial run's is
 # not, and must not overwrite it.

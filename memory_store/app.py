@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from uvicorn.config import STARTUP_FAILURE
 
 from memory_store import __version__
-from memory_store.api import assistant, audit, consents, erasures, health, items, me
+from memory_store.api import (
+    assistant,
+    audit,
+    consents,
+    erasures,
+    health,
+    items,
+    me,
+    problem_pages,
+)
 from memory_store.api.deps import ProblemDetails
 from memory_store.api.limits import Limits, RateLimiter
 from memory_store.api.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
+from memory_store.api.openapi import improve, operation_id
 from memory_store.api.problems import install_handlers
 from memory_store.config import Settings
 from memory_store.errors import KeyProviderError
@@ -33,6 +45,10 @@ from memory_store.storage.migrate import SchemaOutOfDate
 _log = get_logger("memory_store.app")
 UI_DIR = Path(__file__).parent / "ui"
 UI_PREFIX = "/ui"
+# Swagger UI's and ReDoc's scripts, from a package (fastapi-offline) rather than a CDN, so
+# that /docs and /redoc work without the network.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_PREFIX = "/docs-assets"
 
 
 def create_app(
@@ -65,8 +81,14 @@ def create_app(
     app = FastAPI(
         title="memory-store",
         version=__version__,
-        description="A privacy-first memory service for AI assistants.",
+        description="A privacy-first memory service for AI assistants. Every refusal is "
+        "RFC 9457 problem details; its `type` links to a page that explains it "
+        "([all of them](/problems/)). The user's own page is at [/ui/](/ui/).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
+        license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )
     app.state.runtime = runtime  # for tests and operations; the routers get only services
     app.state.services = runtime.services
@@ -82,7 +104,9 @@ def create_app(
     app.include_router(erasures.router)
     # MCP over streamable HTTP: the same tools as `memory-store mcp`, on the same services.
     app.router.routes.append(McpRoute(mcp))
-    _document_problems(app)
+    app.include_router(problem_pages.router)
+    _document(app, runtime.catalogue.purposes, runtime.catalogue.categories)
+    mount_docs(app)
     mount_ui(app)
     if settings.cors_origins:  # none unless configured: the web page is same-origin
         app.add_middleware(
@@ -143,8 +167,9 @@ def worker_app() -> FastAPI:
     sys.exit(STARTUP_FAILURE)
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Put the ProblemDetails schema that every refusal's entry refers to into the document."""
+def _document(app: FastAPI, purposes: Iterable[str], categories: Iterable[str]) -> None:
+    """Put the ProblemDetails schema that every refusal's entry refers to into the document,
+    then the summaries, enums and examples (api/openapi.py)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -153,13 +178,49 @@ def _document_problems(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                license_info=app.license_info,
             )
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas["ProblemDetails"] = ProblemDetails.model_json_schema()
+            improve(document, list(purposes), list(categories))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def mount_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc on local assets; / leads to the user's page."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def _swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_PREFIX}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_PREFIX}/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def _redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - API",
+            redoc_js_url=f"{DOCS_PREFIX}/redoc.standalone.js",
+            redoc_favicon_url="/favicon.ico",
+            with_google_fonts=False,
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def _home() -> RedirectResponse:
+        return RedirectResponse(UI_PREFIX + "/", status_code=307)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def _favicon() -> FileResponse:
+        return FileResponse(UI_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    app.mount(DOCS_PREFIX, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
 
 def mount_ui(app: FastAPI) -> None:

@@ -8,8 +8,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from memory_store.config import MAX_WORKERS
-from memory_store.schemas import USER_ID_PATTERN, USER_ID_RULE
+from memory_store.domain import MAX_WORKERS, USER_ID_PATTERN, USER_ID_RULE
 
 
 def user_id_argument(value: str) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from memory_store.domain import MAX_WORKERS
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
-MAX_WORKERS = 64
 # Connections per database per process, and so request threads per process (app.py). SQLite
 # admits one writer at a time, and a waiting writer polls with sleeps of up to 100 ms: 40
 # threads (anyio's default) contending for the lock made the slowest writes wait seconds,
@@ -19,6 +21,12 @@ SQLITE_POOL_SIZE = 8
 # A PostgreSQL connection is a server process: 3 databases x 10 x 2 workers stays well under
 # its default max_connections (100).
 SERVER_POOL_SIZE = 10
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data folder (~/.local/share/memory-store on Linux, honouring
+    XDG_DATA_HOME): one store per user, whatever the working directory."""
+    return platformdirs.user_data_path("memory-store", appauthor=False)
 
 
 def _default_policy_dir() -> Path:
@@ -32,7 +40,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MEMORY_STORE_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("var"), description="Where state lives by default.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where state lives by default: the platform's user data folder, the same "
+        "from every working directory.",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="Memory database; default sqlite under data_dir."
     )
@@ -84,7 +96,10 @@ class Settings(BaseSettings):
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="auto: readable lines when standard error is a terminal, JSON otherwise.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

@@ -5,9 +5,21 @@ Nothing here does I/O or imports another room, so any room may import it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# User ids: lower case, so that "Alice" and "alice" can never be two people; a letter or digit
+# first, so that "." and ".." (and ids that read as hidden or relative paths) cannot be one.
+USER_ID_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,127}$"
+USER_ID_RULE = (
+    "1-128 characters of lower-case a-z, digits and . _ @ -, starting with a letter or digit"
+)
+# What a long operation calls as it goes: "n more items done" (the CLI draws a progress bar).
+Progress = Callable[[int], None]
+
+# The most server processes `serve --workers` runs for one store.
+MAX_WORKERS = 64
 
 
 class Role(StrEnum):

@@ -116,7 +116,11 @@ def configure_logging(
     disabled level costs nothing), the request's context, redaction, then one rendered line
     written whole; no standard-library record on the way (it cost ~40 us a line). The
     standard library's loggers (uvicorn, alembic) go through the same processors as a
-    foreign chain, to the same stream."""
+    foreign chain, to the same stream. `log_format` "auto": readable lines on a terminal,
+    JSON lines otherwise."""
+    out = stream or sys.stderr
+    if log_format == "auto":
+        log_format = "console" if out.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -127,7 +131,7 @@ def configure_logging(
     renderer: Any = (
         render_json if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
-    _LineWriter.stream = stream or sys.stderr
+    _LineWriter.stream = out
     structlog.configure(
         processors=[*shared, summarize_exc_info, renderer],
         logger_factory=_line_writer,
@@ -142,7 +146,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
@@ -160,6 +164,15 @@ def configure_logging(
     # The MCP SDK logs a line per request at info and protocol frames at debug, as messages:
     # out of the redaction's reach, so only its warnings and errors.
     logging.getLogger("mcp").setLevel(logging.WARNING)
+    # Alembic says which dialect it talks to on every look at a schema; only a migration that
+    # runs ("Running upgrade ...") is news.
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.filters = [_MigrationChatter()]
+
+
+class _MigrationChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Context impl", "Will assume"))
 
 
 def get_logger(name: str) -> Any:

@@ -15,12 +15,10 @@ from pydantic import (
     model_validator,
 )
 
-# User ids: lower case, so that "Alice" and "alice" can never be two people; a letter or digit
-# first, so that "." and ".." (and ids that read as hidden or relative paths) cannot be one.
-USER_ID_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,127}$"
-USER_ID_RULE = (
-    "1-128 characters of lower-case a-z, digits and . _ @ -, starting with a letter or digit"
-)
+# What a user id is, said once (domain.py) for the API, the CLI and the MCP tools.
+from memory_store.domain import USER_ID_PATTERN as USER_ID_PATTERN  # noqa: PLC0414 (re-export)
+from memory_store.domain import USER_ID_RULE as USER_ID_RULE  # noqa: PLC0414
+
 MAX_CONTENT_CHARS = 4096
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ BACKEND = os.environ.get("MEMORY_STORE_TEST_DATABASE", "sqlite")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The suite never touches the real user's store: the default data dir (the platform's
+    # user data folder) and MEMORY_STORE_DATA_DIR both point into a throwaway folder for every
+    # test and every process it starts, unless a test points them elsewhere.
+    sandbox = Path(tempfile.mkdtemp(prefix="memory-store-tests-"))
+    os.environ["XDG_DATA_HOME"] = str(sandbox / "xdg")
+    os.environ["MEMORY_STORE_DATA_DIR"] = str(sandbox / "var")
     config.addinivalue_line(
         "markers", "sqlite_only: the test inspects SQLite files directly; skipped on PostgreSQL"
     )

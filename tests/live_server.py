@@ -89,7 +89,8 @@ class LiveServer:
                 )
             if self._wait_ready(timeout):
                 return
-            if b"address already in use" not in self.log_path.read_bytes()[-4000:].lower():
+            tail = self.log_path.read_bytes()[-4000:].lower()
+            if b"address already in use" not in tail and b"is taken" not in tail:
                 break
             self.port = 0
         raise AssertionError(f"the server did not start:\n{self.log_tail()}")

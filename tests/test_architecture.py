@@ -36,6 +36,8 @@ FACES = {
     "app",
     "cli",
     "cli_arguments",
+    "cli_commands",
+    "cli_output",
     "mcp_http",
     "mcp_server",
     "mcp_stdio",
@@ -240,3 +242,18 @@ def test_the_machine_path_detector_sees_machine_paths() -> None:
     assert MACHINE_PATH.search("cd " + "/home" + "/alice/memory-store")
     assert not MACHINE_PATH.search("/usr/lib/postgresql/15/bin")
     assert not MACHINE_PATH.search("see notes/work/today and var/root.db")
+
+
+def test_documents_name_only_files_the_repository_has() -> None:
+    """A reader following a "see ..." to a Markdown file finds it: every one a tracked file names is
+    tracked (by its name, wherever it is)."""
+    tracked = {path.relative_to(ROOT).as_posix() for path in tracked_files()}
+    names = {Path(path).name for path in tracked}
+    missing = []
+    for path in tracked_files():
+        if path.suffix not in {".md", ".py", ".toml", ".html", ".js"} or not path.is_file():
+            continue
+        for named in re.findall(r"[\w./-]*\b[A-Za-z][\w-]*\.md\b", path.read_text()):
+            if Path(named).name not in names:
+                missing.append(f"{path.relative_to(ROOT)}: {named}")
+    assert missing == []

@@ -112,3 +112,47 @@ class _Requests:
         if action == "forget":
             kwargs["headers"] = {"Prefer": "return=representation"}
         return "POST", path, kwargs
+
+    # -- the user's own calls ------------------------------------------------------------------
+
+    @staticmethod
+    def my_memories(
+        q: str | None, category: str | None, limit: int, cursor: str | None
+    ) -> tuple[str, str, dict[str, Any]]:
+        params = _drop_none({"q": q, "category": category, "limit": limit, "cursor": cursor})
+        return "GET", "/v1/me/memories", {"params": params}
+
+    @staticmethod
+    def edit(
+        memory_id: str,
+        version: int | None,
+        content: str | None,
+        category: str | None,
+        expires_at: datetime | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        body = _drop_none(
+            {
+                "content": content,
+                "category": category,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+        )
+        headers = {"If-Match": f'"{version}"'} if version is not None else {}
+        return "PATCH", f"/v1/me/memories/{_segment(memory_id)}", {"json": body, "headers": headers}
+
+    @staticmethod
+    def history(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "GET", f"/v1/me/memories/{_segment(memory_id)}/history", {}
+
+    @staticmethod
+    def forget(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "DELETE", f"/v1/me/memories/{_segment(memory_id)}", {}
+
+    @staticmethod
+    def set_consent(purpose: str, category: str, granted: bool) -> tuple[str, str, dict[str, Any]]:
+        path = f"/v1/me/consents/{_segment(purpose)}/{_segment(category)}"
+        return "PUT", path, {"json": {"granted": granted}}
+
+    @staticmethod
+    def set_memory_enabled(enabled: bool) -> tuple[str, str, dict[str, Any]]:
+        return "PATCH", "/v1/me/settings", {"json": {"memory_enabled": enabled}}

@@ -74,21 +74,62 @@ class SecretRefused(MemoryStoreError):
     problem_slug = "secret-refused"
 
 
+class UnknownPurpose(InvalidRequest):
+    """The purpose is not in the catalogue; `known` (in .extensions) lists those that are."""
+
+    problem_slug = "unknown-purpose"
+
+
+class UnknownCategory(InvalidRequest):
+    """The category is not in the catalogue; `known` (in .extensions) lists those that are."""
+
+    problem_slug = "unknown-category"
+
+
+class InvalidCursor(InvalidRequest):
+    problem_slug = "invalid-cursor"
+
+
+class MalformedBody(MemoryStoreError):
+    problem_slug = "malformed-body"
+
+
+class BodyTooLarge(MemoryStoreError):
+    problem_slug = "body-too-large"
+
+
+class MemoryUnreadable(MemoryStoreError):
+    problem_slug = "memory-unreadable"
+
+
+class Unavailable(MemoryStoreError):
+    """The service could not do it now (503): nothing was done; try again later. The client
+    has already retried as its RetryPolicy allows."""
+
+
+class KeysUnavailable(Unavailable):
+    problem_slug = "keys-unavailable"
+
+
+class StorageUnavailable(Unavailable):
+    problem_slug = "storage-unavailable"
+
+
+class AuditUnavailable(Unavailable):
+    problem_slug = "audit-unavailable"
+
+
+class McpNotServing(Unavailable):
+    problem_slug = "mcp-not-serving"
+
+
+def _every(cls: type[MemoryStoreError]) -> list[type[MemoryStoreError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _every(child))]
+
+
+# One exception class per problem type the service answers with.
 _BY_SLUG: dict[str, type[MemoryStoreError]] = {
-    cls.problem_slug: cls
-    for cls in (
-        Unauthenticated,
-        Forbidden,
-        ConsentRequired,
-        MemoryPaused,
-        NotFound,
-        VersionMismatch,
-        QuotaExceeded,
-        RateLimited,
-        InvalidRequest,
-        SecretRefused,
-    )
-    if cls.problem_slug
+    cls.problem_slug: cls for cls in _every(MemoryStoreError) if cls.problem_slug
 }
 
 

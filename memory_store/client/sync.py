@@ -8,9 +8,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from pydantic import TypeAdapter
 
-from memory_store.client.calls import _drop_none, _Requests
+from memory_store.client.calls import _Requests
 from memory_store.client.errors import _parse, raise_for_problem
+from memory_store.client.retries import RetryPolicy
 from memory_store.item_schemas import ItemPage, ItemPublic, NamespaceList
 from memory_store.schemas import (
     AccessLogPage,
@@ -27,9 +29,15 @@ from memory_store.schemas import (
     WhoAmI,
 )
 
+_HISTORY = TypeAdapter(list[MemoryVersionPublic])
+
 
 class MemoryStoreClient:
-    """The synchronous client. Use it as a context manager, or call close()."""
+    """The synchronous client. Use it as a context manager, or call close().
+
+    `retry`: how 429, 503 and connections that could not be made are retried (default: 3
+    attempts in all, honouring Retry-After up to 30 s); `RetryPolicy(attempts=1)` never
+    retries."""
 
     def __init__(
         self,
@@ -37,6 +45,7 @@ class MemoryStoreClient:
         token: str,
         *,
         timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
@@ -45,6 +54,7 @@ class MemoryStoreClient:
             timeout=timeout,
             transport=transport,
         )
+        self._retry = retry or RetryPolicy()
 
     def __enter__(self) -> Self:
         return self
@@ -61,7 +71,10 @@ class MemoryStoreClient:
         self._http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._http.request(method, path, **kwargs)
+        response: httpx.Response = self._retry.retrying()(
+            self._http.request, method, path, **kwargs
+        )
+        return response
 
     # -- the assistant ---------------------------------------------------------------------
 
@@ -225,8 +238,8 @@ class MemoryStoreClient:
         limit: int = 100,
         cursor: str | None = None,
     ) -> MemoryPage:
-        params = _drop_none({"q": q, "category": category, "limit": limit, "cursor": cursor})
-        return _parse(MemoryPage, self._send("GET", "/v1/me/memories", params=params))
+        method, path, kwargs = _Requests.my_memories(q, category, limit, cursor)
+        return _parse(MemoryPage, self._send(method, path, **kwargs))
 
     def edit(
         self,
@@ -237,24 +250,18 @@ class MemoryStoreClient:
         category: str | None = None,
         expires_at: datetime | None = None,
     ) -> MemoryPublic:
-        body = _drop_none(
-            {
-                "content": content,
-                "category": category,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-            }
-        )
-        headers = {"If-Match": f'"{version}"'} if version is not None else {}
-        response = self._send("PATCH", f"/v1/me/memories/{memory_id}", json=body, headers=headers)
-        return _parse(MemoryPublic, response)
+        method, path, kwargs = _Requests.edit(memory_id, version, content, category, expires_at)
+        return _parse(MemoryPublic, self._send(method, path, **kwargs))
 
     def history(self, memory_id: str) -> list[MemoryVersionPublic]:
-        response = self._send("GET", f"/v1/me/memories/{memory_id}/history")
+        method, path, kwargs = _Requests.history(memory_id)
+        response = self._send(method, path, **kwargs)
         raise_for_problem(response)
-        return [MemoryVersionPublic.model_validate(item) for item in response.json()]
+        return _HISTORY.validate_json(response.content)
 
     def forget(self, memory_id: str) -> None:
-        raise_for_problem(self._send("DELETE", f"/v1/me/memories/{memory_id}"))
+        method, path, kwargs = _Requests.forget(memory_id)
+        raise_for_problem(self._send(method, path, **kwargs))
 
     def forget_everything(self) -> ErasureReceipt:
         return _parse(ErasureReceipt, self._send("DELETE", "/v1/me"))
@@ -263,14 +270,12 @@ class MemoryStoreClient:
         return _parse(ConsentOverview, self._send("GET", "/v1/me/consents"))
 
     def set_consent(self, purpose: str, category: str, *, granted: bool) -> ConsentChangeResult:
-        response = self._send(
-            "PUT", f"/v1/me/consents/{purpose}/{category}", json={"granted": granted}
-        )
-        return _parse(ConsentChangeResult, response)
+        method, path, kwargs = _Requests.set_consent(purpose, category, granted)
+        return _parse(ConsentChangeResult, self._send(method, path, **kwargs))
 
     def set_memory_enabled(self, enabled: bool) -> SettingsPublic:
-        response = self._send("PATCH", "/v1/me/settings", json={"memory_enabled": enabled})
-        return _parse(SettingsPublic, response)
+        method, path, kwargs = _Requests.set_memory_enabled(enabled)
+        return _parse(SettingsPublic, self._send(method, path, **kwargs))
 
     def access_log(self) -> AccessLogPage:
         return _parse(AccessLogPage, self._send("GET", "/v1/me/access-log"))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from memory_store.clock import utc_now
+from memory_store.domain import Progress
 from memory_store.errors import DecryptionError, KeyProviderError, KeysUnavailable
 from memory_store.keys.envelope import (
     KEY_BYTES,
@@ -306,7 +307,7 @@ class DataKeyring:
     def count_by_version(self) -> dict[int, int]:
         return self._store.counts_by_version()
 
-    def rewrap_all(self, batch_size: int = 500) -> RotationReport:
+    def rewrap_all(self, batch_size: int = 500, progress: Progress | None = None) -> RotationReport:
         """Rewrap every DEK not under the current KEK. Online: each batch is its own commit,
         and a row changed meanwhile (say, destroyed by a forget) is skipped, not resurrected.
         A key that cannot be unwrapped is counted and left as it is."""
@@ -329,6 +330,8 @@ class DataKeyring:
                     continue
                 changes.append(self._rewrapped(row, secret))
             rewrapped += self._store.rewrap(changes)
+            if progress is not None:
+                progress(len(rows))
 
     def wrapped_by(self, version: int) -> int:
         return self.count_by_version().get(version, 0)

@@ -15,6 +15,7 @@ from memory_store.domain import (
     AuditAction,
     AuditQuery,
     Principal,
+    Progress,
 )
 from memory_store.errors import NotFound
 from memory_store.policy import AccessRequest, Action, Policy
@@ -103,6 +104,7 @@ class AuditService:
         purpose: str = COMPLIANCE,
         trusted: Sequence[AnyCheckpoint] | None = None,
         allow_unanchored: bool = False,
+        progress: Progress | None = None,
     ) -> VerificationResult:
         """Walk the whole stored trail: chain, the checkpoints it holds, and the checkpoints
         that anchor it: `trusted` (kept elsewhere), by default those of the witness
@@ -122,6 +124,7 @@ class AuditService:
             trusted,
             allow_unanchored=allow_unanchored,
             unreadable=unreadable,
+            progress=progress,
         )
 
     def proof(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from memory_store.clock import utc_now
-from memory_store.domain import OPERATOR, AuditAction, Principal
+from memory_store.domain import OPERATOR, AuditAction, Principal, Progress
 from memory_store.errors import KeyProviderError
 from memory_store.keys.keyring import DataKeyring, RotationReport
 from memory_store.logging import get_logger
@@ -61,12 +61,14 @@ class KeyService:
             for version in provider.versions()
         ]
 
-    def rotate(self, actor: Principal = OPERATOR) -> RotationReport:
+    def rotate(
+        self, actor: Principal = OPERATOR, progress: Progress | None = None
+    ) -> RotationReport:
         """Add a KEK version, make it current, and rewrap every data key under it. The report
         counts the keys rewrapped, and those that could not be unwrapped (left as they are)."""
         version = self._keyring.provider.add_version()
         self._keystore.record_epoch(version, utc_now())
-        report = self._keyring.rewrap_all()
+        report = self._keyring.rewrap_all(progress=progress)
         self._auditor.record(
             actor,
             AuditAction.key_rotate,

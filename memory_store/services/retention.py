@@ -8,7 +8,14 @@ import contextvars
 import threading
 
 from memory_store.clock import utc_now
-from memory_store.domain import ALL_CATEGORIES, RETENTION, SWEEPER, AuditAction, Principal
+from memory_store.domain import (
+    ALL_CATEGORIES,
+    RETENTION,
+    SWEEPER,
+    AuditAction,
+    Principal,
+    Progress,
+)
 from memory_store.errors import KeysUnavailable
 from memory_store.keys.keyring import DataKeyring
 from memory_store.logging import get_logger
@@ -38,7 +45,7 @@ class RetentionSweeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def sweep(self, principal: Principal = SWEEPER) -> int:
+    def sweep(self, principal: Principal = SWEEPER, progress: Progress | None = None) -> int:
         """Forget every expired memory; return how many. As for any forget, the item keys go
         first (each owner's key re-issued), then the rows. The purge is audited (with its
         count; the ids of what is gone are not kept)."""
@@ -62,6 +69,8 @@ class RetentionSweeper:
             if not deleted:  # changed under us (another sweeper): the next sweep goes on
                 break
             purged += deleted
+            if progress is not None:
+                progress(deleted)
         if purged:
             self._auditor.record(
                 principal, AuditAction.memory_purge, purpose=RETENTION, result_count=purged

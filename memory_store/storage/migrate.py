@@ -119,6 +119,11 @@ def create_new(engines: dict[str, Engine]) -> None:
             upgrade(engine, branch)
 
 
+def has_schema(engine: Engine, branch: str) -> bool:
+    """Whether the database holds this branch's schema, at any revision."""
+    return current(engine, branch) is not None or _has_tables(engine, branch)
+
+
 def _has_tables(engine: Engine, branch: str) -> bool:
     with engine.connect() as conn:
         return bool(set(inspect(conn).get_table_names()) & set(target_metadata(branch).tables))

@@ -19,6 +19,7 @@ from audit import (
 )
 from audit.export import checkpoint_line, header_line, note_line, record_line
 from memory_store.clock import utc_now
+from memory_store.domain import Progress
 from memory_store.storage.audit_trail import AuditTrailStore, StoredCheckpoint
 from memory_store.trail.times import format_time
 
@@ -37,6 +38,7 @@ def verify_stored(
     *,
     allow_unanchored: bool = False,
     unreadable: str | None = None,
+    progress: Progress | None = None,
 ) -> VerificationResult:
     """Verify the stored trail: its chain, the checkpoints it holds (checked, trusting none),
     and the checkpoints kept outside it (`trusted`: they anchor it). `unreadable`: why the
@@ -46,6 +48,8 @@ def verify_stored(
         verifier.reject(unreadable)
     for record in store.iter_records():
         verifier.add_record(record)
+        if progress is not None:
+            progress(1)
     for stored in store.checkpoints():
         try:
             verifier.add_checkpoint(stored_checkpoint(stored))

@@ -11,13 +11,21 @@
   const PAGE_LIMIT = 100;
   const MAX_PAGES = 200;
 
+  // Every action the access log can show, in words (the trail's names are for machines).
   const ACTION_LABELS = {
     'memory.read': 'Read one memory',
     'memory.list': 'Listed memories',
     'memory.search': 'Searched memories',
+    'memory.history': 'Looked at the earlier versions of a memory',
     'memory.export': 'Exported everything',
     'memory.context': 'Fetched context',
   };
+
+  function actionLabel(action) {
+    if (ACTION_LABELS[action]) return ACTION_LABELS[action];
+    const words = String(action).replace(/[._]/g, ' ');
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
   const PREVIOUS_LABELS = { granted: 'Granted', withdrawn: 'Withdrawn', default: 'Default' };
 
   const state = {
@@ -28,7 +36,10 @@
     sensitive: new Set(),
     memories: [],
     query: '',
+    consents: new Map(),
+    memoryEnabled: true,
     consentCells: new Map(),
+    purposeSwitches: new Map(),
     historyCursor: null,
     accessCursor: null,
     accessItems: [],
@@ -130,6 +141,22 @@
   function describe(error) {
     if (error instanceof ApiError) return error.message;
     return 'The service could not be reached. Check your connection and try again.';
+  }
+
+  /** Why signing in failed, in plain words rather than the API's. */
+  function signInProblem(error) {
+    if (!(error instanceof ApiError)) return describe(error);
+    if (error.status === 401) {
+      return 'This token was not accepted. It may be mistyped, or it was revoked or has expired: ' +
+        'ask whoever runs memory-store for a new one.';
+    }
+    if (error.status === 403) {
+      return 'This token is not a personal one (it is for an assistant or an operator). ' +
+        'Sign in with the token made for you.';
+    }
+    if (error.status === 429) return 'Too many attempts in a short time. Wait a minute, then try again.';
+    if (error.status >= 500) return 'The service is not available right now. Try again in a few minutes.';
+    return describe(error);
   }
 
   /** Report a failed request; a refused token ends the session. */
@@ -247,17 +274,20 @@
     state.userId = null;
     state.memories = [];
     state.query = '';
+    state.consents = new Map();
+    state.memoryEnabled = true;
     state.consentCells = new Map();
+    state.purposeSwitches = new Map();
     state.historyCursor = null;
     state.accessCursor = null;
     state.accessItems = [];
     if (state.exportUrl) URL.revokeObjectURL(state.exportUrl);
     state.exportUrl = null;
     $('memory-groups').replaceChildren();
+    $('memory-groups').removeAttribute('data-loaded');
     $('memories-summary').textContent = '';
     $('search-input').value = '';
-    $('consent-head').replaceChildren();
-    $('consent-body').replaceChildren();
+    $('consent-purposes').replaceChildren();
     $('consent-history-body').replaceChildren();
     $('access-body').replaceChildren();
     $('export-link').setAttribute('href', '#');
@@ -325,7 +355,7 @@
       setStatus('Signed in.');
       $('memories-title').focus();
     } catch (error) {
-      showError(`Sign-in failed: ${describe(error)}`);
+      showError(`Sign-in failed. ${signInProblem(error)}`);
       input.focus();
     } finally {
       button.disabled = false;
@@ -359,10 +389,12 @@
     state.purposes = purposes;
     state.categories = categories;
     state.sensitive = sensitive;
+    state.consents = new Map(overview.items.map((item) => [`${item.purpose}/${item.category}`, item]));
   }
 
   function applySettings(settings) {
     const enabled = Boolean(settings.memory_enabled);
+    state.memoryEnabled = enabled;
     $('memory-enabled').checked = enabled;
     $('memory-enabled-state').textContent = enabled ? 'On' : 'Paused';
     $('paused-banner').hidden = enabled;
@@ -426,15 +458,16 @@
     }
     const count = state.memories.length;
     const summary = $('memories-summary');
+    // The groups' headings count their memories: a sentence says only what they cannot.
     if (state.query) {
       summary.textContent = count
         ? `${plural(count, 'memory matches', 'memories match')} your search, in ${plural(groups.size, 'category', 'categories')}.`
         : 'No memory matches your search.';
     } else {
-      summary.textContent = count
-        ? `${plural(count, 'memory', 'memories')} in ${plural(groups.size, 'category', 'categories')}.`
-        : 'Nothing is kept about you.';
+      summary.textContent = count ? '' : 'Nothing is kept about you.';
     }
+    summary.hidden = summary.textContent === '';
+    container.dataset.loaded = 'true';
     for (const category of categoryOrder()) {
       const memories = groups.get(category);
       if (!memories) continue;
@@ -473,12 +506,17 @@
     const content = item.querySelector('.memory-content');
     content.id = contentId;
     content.textContent = memory.content;
-    const categoryCell = item.querySelector('.meta-category');
-    categoryCell.textContent = humanize(memory.category);
-    if (state.sensitive.has(memory.category)) categoryCell.append(' ', sensitiveBadge());
-    item.querySelector('.meta-created').append(timeElement(memory.created_at));
+    item.dataset.version = String(memory.version);
+    item.querySelector('.meta-created').append(timeElement(memory.created_at, false));
     item.querySelector('.meta-expires').append(timeElement(memory.expires_at, false));
-    item.querySelector('.meta-version').textContent = String(memory.version);
+    item.querySelector('.meta-edited').hidden = memory.version === 1;
+    const unused = unusedReason(memory.category);
+    const sign = item.querySelector('.meta-unused');
+    if (unused) {
+      sign.append(el('span', { className: 'badge badge-unused', text: 'Not used now' }), ` ${unused}`);
+    } else {
+      sign.remove();
+    }
     const edit = item.querySelector('.edit-button');
     const history = item.querySelector('.history-button');
     const forget = item.querySelector('.forget-button');
@@ -490,6 +528,20 @@
     history.addEventListener('click', () => toggleHistory(item, memory));
     forget.addEventListener('click', () => onForgetMemory(memory));
     return item;
+  }
+
+  /** Why the assistant may not use memories of `category` right now, or '' when some purpose
+   * may. Read from the consent state and the pause switch this page last loaded. */
+  function unusedReason(category) {
+    if (!state.memoryEnabled) return 'Memory is paused.';
+    const allowed = state.purposes.filter((purpose) => {
+      const item = state.consents.get(`${purpose}/${category}`);
+      return item && item.granted;
+    });
+    if (allowed.length) return '';
+    return state.sensitive.has(category)
+      ? `${humanize(category)} is sensitive: allow it for a purpose under Consent to use it.`
+      : `You have not allowed any purpose to use ${humanize(category)}.`;
   }
 
   function findItem(memoryId) {
@@ -533,7 +585,7 @@
     date.max = currentDate;
     date.min = localDateValue(tomorrow);
 
-    for (const part of card.querySelectorAll('.memory-content, .memory-meta, .memory-actions, .memory-history')) {
+    for (const part of card.querySelectorAll('.memory-row, .memory-history')) {
       part.hidden = true;
     }
     card.classList.add('editing');
@@ -542,9 +594,7 @@
     const close = () => {
       form.remove();
       card.classList.remove('editing');
-      for (const part of card.querySelectorAll('.memory-content, .memory-meta, .memory-actions')) {
-        part.hidden = false;
-      }
+      card.querySelector('.memory-row').hidden = false;
       card.querySelector('.history-button').setAttribute('aria-expanded', 'false');
       card.querySelector('.edit-button').focus();
     };
@@ -642,7 +692,7 @@
     const box = item.querySelector('.memory-history');
     if (button.getAttribute('aria-expanded') === 'true') {
       button.setAttribute('aria-expanded', 'false');
-      button.textContent = 'History';
+      button.querySelector('.button-label').textContent = 'History';
       box.hidden = true;
       box.replaceChildren();
       return;
@@ -654,7 +704,7 @@
       renderHistory(box, memory, versions);
       box.hidden = false;
       button.setAttribute('aria-expanded', 'true');
-      button.textContent = 'Hide history';
+      button.querySelector('.button-label').textContent = 'Hide history';
       setStatus(
         versions.length
           ? `History shown: ${plural(versions.length, 'earlier version', 'earlier versions')}.`
@@ -691,7 +741,7 @@
       list.append(el('li', { attrs: { 'data-version': String(version.version) } }, [when, content, meta]));
     }
     box.append(list);
-    box.append(el('p', { className: 'help', text: `The current version is ${memory.version}, shown above.` }));
+    box.append(el('p', { className: 'help', text: `The current version, shown above, is version ${memory.version}.` }));
   }
 
   // ---- forget
@@ -783,58 +833,129 @@
   }
 
   function renderConsents(overview) {
-    const head = $('consent-head');
-    head.replaceChildren(el('th', { text: 'Category', attrs: { scope: 'col' } }));
-    for (const purpose of state.purposes) {
-      head.append(el('th', { text: humanize(purpose), attrs: { scope: 'col' } }));
-    }
+    const container = $('consent-purposes');
+    container.replaceChildren();
+    state.consentCells = new Map();
+    state.purposeSwitches = new Map();
     const byKey = new Map();
     for (const item of overview.items) byKey.set(`${item.purpose}/${item.category}`, item);
-    const body = $('consent-body');
-    body.replaceChildren();
-    state.consentCells = new Map();
-    for (const category of state.categories) {
-      const sensitive = state.sensitive.has(category);
-      const rowHeader = el('th', { attrs: { scope: 'row' } }, [humanize(category)]);
-      if (sensitive) rowHeader.append(' ', sensitiveBadge());
-      const row = el('tr', { className: sensitive ? 'row-sensitive' : '', attrs: { 'data-category': category } }, [rowHeader]);
-      for (const purpose of state.purposes) {
-        const item = byKey.get(`${purpose}/${category}`);
-        row.append(item ? renderConsentCell(item) : el('td', { text: '-' }));
-      }
-      body.append(row);
+    for (const purpose of state.purposes) {
+      container.append(renderPurpose(purpose, byKey));
     }
   }
 
-  function renderConsentCell(item) {
+  /** One purpose: its switch (every ordinary category at once), and the categories one by one
+   * under "Choose per category". */
+  function renderPurpose(purpose, byKey) {
+    const id = `purpose-${purpose}`;
+    const input = el('input', { attrs: { id, type: 'checkbox', role: 'switch', 'data-purpose': purpose } });
+    const stateText = el('span', { className: 'state-text' });
+    const label = el('label', { attrs: { for: id } }, [
+      el('span', { className: 'purpose-name', text: humanize(purpose) }),
+      ' ',
+      stateText,
+    ]);
+    const list = el('ul', { className: 'consent-list' });
+    for (const category of state.categories) {
+      const item = byKey.get(`${purpose}/${category}`);
+      if (item) list.append(renderConsentItem(item));
+    }
+    const details = el('details', { className: 'purpose-details', attrs: { id: `${id}-details` } }, [
+      el('summary', { text: 'Choose per category' }),
+      list,
+    ]);
+    const card = el('section', { className: 'card purpose-card', attrs: { 'data-purpose': purpose } }, [
+      el('div', { className: 'switch-field' }, [input, label]),
+      details,
+    ]);
+    state.purposeSwitches.set(purpose, { input, stateText });
+    applyPurposeState(purpose);
+    input.addEventListener('change', () => onPurposeChange(purpose, input));
+    return card;
+  }
+
+  function renderConsentItem(item) {
     const id = `consent-${item.purpose}-${item.category}`;
     const input = el('input', {
-      attrs: {
-        id,
-        type: 'checkbox',
-        role: 'switch',
-        'data-purpose': item.purpose,
-        'data-category': item.category,
-      },
+      attrs: { id, type: 'checkbox', role: 'switch', 'data-purpose': item.purpose, 'data-category': item.category },
     });
-    const hidden = el('span', {
-      className: 'visually-hidden',
-      text: `${humanize(item.purpose)}, ${humanize(item.category)}${item.sensitive ? ' (sensitive)' : ''}: `,
-    });
+    const name = el('span', { className: 'category-name', text: humanize(item.category) });
+    if (item.sensitive) name.append(' ', sensitiveBadge());
     const stateText = el('span', { className: 'state-text' });
-    const label = el('label', { attrs: { for: id } }, [hidden, stateText]);
-    const cell = el('td', { className: 'consent-cell' }, [el('div', { className: 'switch-field' }, [input, label])]);
-    const parts = { input, stateText, cell };
+    const label = el('label', { attrs: { for: id } }, [
+      el('span', { className: 'visually-hidden', text: `${humanize(item.purpose)}, ` }),
+      name,
+      ': ',
+      stateText,
+    ]);
+    const row = el('li', {
+      className: item.sensitive ? 'consent-item is-sensitive' : 'consent-item',
+      attrs: { 'data-category': item.category },
+    }, [el('div', { className: 'switch-field' }, [input, label])]);
+    const parts = { input, stateText, row };
     state.consentCells.set(`${item.purpose}/${item.category}`, parts);
     applyConsentState(parts, item);
     input.addEventListener('change', () => onConsentChange(item.purpose, item.category, input));
-    return cell;
+    return row;
   }
 
   function applyConsentState(parts, item) {
     parts.input.checked = Boolean(item.granted);
     parts.stateText.textContent = `${item.granted ? 'Allowed' : 'Not allowed'}${item.default ? ' (default)' : ''}`;
-    parts.cell.classList.toggle('is-granted', Boolean(item.granted));
+    parts.row.classList.toggle('is-granted', Boolean(item.granted));
+  }
+
+  /** The purpose's switch: on when every ordinary category is allowed, mixed when some are. */
+  function applyPurposeState(purpose) {
+    const parts = state.purposeSwitches.get(purpose);
+    if (!parts) return;
+    const items = state.categories.map((c) => state.consents.get(`${purpose}/${c}`)).filter(Boolean);
+    const ordinary = items.filter((item) => !item.sensitive);
+    const allowed = items.filter((item) => item.granted).length;
+    const all = ordinary.length > 0 && ordinary.every((item) => item.granted);
+    parts.input.checked = all;
+    parts.input.indeterminate = !all && allowed > 0;
+    parts.stateText.textContent = allowed === 0
+      ? 'Off'
+      : `Allowed for ${allowed} of ${items.length} categories`;
+  }
+
+  function applyConsentItems(items) {
+    for (const item of items) {
+      state.consents.set(`${item.purpose}/${item.category}`, item);
+      const parts = state.consentCells.get(`${item.purpose}/${item.category}`);
+      if (parts) applyConsentState(parts, item);
+    }
+    for (const purpose of new Set(items.map((item) => item.purpose))) applyPurposeState(purpose);
+  }
+
+  async function putConsent(purpose, category, granted) {
+    const result = await api(
+      'PUT',
+      `/v1/me/consents/${encodeURIComponent(purpose)}/${encodeURIComponent(category)}`,
+      { body: { granted }, headers: { 'X-Consent-Channel': 'web' } },
+    );
+    applyConsentItems(result.items);
+  }
+
+  async function onPurposeChange(purpose, input) {
+    clearError();
+    const granted = input.checked;
+    input.disabled = true;
+    try {
+      await putConsent(purpose, '*', granted);
+      setStatus(
+        granted
+          ? `${humanize(purpose)} may now use your ordinary categories. Sensitive ones stay as you chose them one by one.`
+          : `${humanize(purpose)} may no longer use any of your memories.`,
+      );
+      await loadConsentHistory(false);
+    } catch (error) {
+      applyPurposeState(purpose);
+      report(error, 'Your choice was not saved');
+    } finally {
+      input.disabled = false;
+    }
   }
 
   async function onConsentChange(purpose, category, input) {
@@ -842,15 +963,7 @@
     const granted = input.checked;
     input.disabled = true;
     try {
-      const result = await api(
-        'PUT',
-        `/v1/me/consents/${encodeURIComponent(purpose)}/${encodeURIComponent(category)}`,
-        { body: { granted }, headers: { 'X-Consent-Channel': 'web' } },
-      );
-      for (const item of result.items) {
-        const parts = state.consentCells.get(`${item.purpose}/${item.category}`);
-        if (parts) applyConsentState(parts, item);
-      }
+      await putConsent(purpose, category, granted);
       setStatus(
         granted
           ? `${humanize(purpose)} may now use ${humanize(category)}.`
@@ -916,7 +1029,7 @@
       const count = entry.result_count !== null && entry.result_count !== undefined
         ? entry.result_count
         : entry.memory_ids.length;
-      const what = `${ACTION_LABELS[entry.action] || entry.action}: ${plural(count, 'memory', 'memories')}`;
+      const what = `${actionLabel(entry.action)}: ${plural(count, 'memory', 'memories')}`;
       const allowed = entry.outcome === 'allowed';
       const outcome = el('td', { className: allowed ? 'outcome-allowed' : 'outcome-denied' }, [
         allowed ? 'Allowed' : 'Refused',
@@ -1060,7 +1173,7 @@
       await startSession(token, { remember: false });
     } catch (error) {
       endSession();
-      showError(`Sign-in failed: ${describe(error)}`);
+      showError(`Sign-in failed. ${signInProblem(error)}`);
     }
   }
 

@@ -56,7 +56,10 @@ if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):  # pragma: n
 Browser = webdriver.Chrome
 PURPOSE = "personalization"
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+# `make screenshots` sets MEMORY_STORE_SCREENSHOTS=docs/screenshots: the README's pictures.
+SCREENSHOTS = Path(
+    os.environ.get("MEMORY_STORE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots")
+).absolute()
 WAIT_SECONDS = 10.0
 
 # What every test user starts with: (content, category). Written oldest first, so each group
@@ -286,7 +289,14 @@ class UserPage:
     def sign_in_and_load(self, token: str) -> None:
         self.sign_in(token)
         self.visible("view-memories")
-        self.until(lambda d: self.by_id("memories-summary").text != "")
+        self.until(lambda d: self.by_id("memory-groups").get_attribute("data-loaded") == "true")
+
+    def open_purpose(self, purpose: str) -> None:
+        """Unfold a purpose's "Choose per category"."""
+        details = self.visible(f"purpose-{purpose}-details")
+        if details.get_attribute("open") is None:
+            details.find_element(By.CSS_SELECTOR, "summary").click()
+        self.visible(f"consent-{purpose}-preferences")
 
     def go(self, view: str) -> None:
         self.driver.find_element(By.CSS_SELECTOR, f'.nav-button[data-view="{view}"]').click()

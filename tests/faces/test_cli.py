@@ -67,6 +67,11 @@ def create_token(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, s
     return created.group(1), lines[-1]
 
 
+def make_store() -> None:
+    """A store in the data dir, as the server's first start makes it."""
+    open_runtime(Settings()).close()
+
+
 def make_data_keys(*users: str) -> None:
     """Give some users a data key, as their first memory would."""
     runtime = open_runtime(Settings())
@@ -252,6 +257,7 @@ def test_tokens_revoke_makes_the_token_fail_on_the_very_next_request(
 def test_tokens_revoke_of_an_unknown_or_already_revoked_id_exits_1(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    make_store()
     code, out, err = run(capsys, "tokens", "revoke", "tok_0000000000000000")
     assert code == 1
     assert "no active token tok_0000000000000000" in err
@@ -270,6 +276,7 @@ def test_tokens_revoke_of_an_unknown_or_already_revoked_id_exits_1(
 def test_keys_status_lists_versions_and_how_many_keys_each_wraps(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    make_store()
     code, out, err = run(capsys, "keys", "status")
     assert code == 0, err
     assert out.splitlines() == ["KEK v1 (current): wraps 0 data key(s)"]
@@ -330,6 +337,7 @@ def test_keys_retire_v1_is_refused_before_rotate_and_destroys_it_after(
 def test_keys_retire_of_the_current_version_is_refused_and_keeps_it(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    make_store()
     code, _, err = run(capsys, "keys", "retire", "1")
     assert code == 1
     assert "current KEK version cannot be retired" in err

@@ -203,8 +203,10 @@ def test_checkpoint_on_an_empty_trail_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MEMORY_STORE_DATA_DIR", str(tmp_path / "empty"))
+    open_runtime(Settings()).close()  # a new store: no record yet
+    capsys.readouterr()
     assert main(["audit", "checkpoint"]) == 1
-    assert "empty" in capsys.readouterr().err
+    assert "the trail is empty" in capsys.readouterr().err
 
 
 def test_verify_and_export_are_decided_by_the_policy_and_recorded_as_operations(

@@ -38,7 +38,11 @@ class Live:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    settings = Settings(data_dir=tmp_path / "var", retention_sweep_seconds=0)
+    yield from serve(Settings(data_dir=tmp_path / "var", retention_sweep_seconds=0))
+
+
+def serve(settings: Settings) -> Iterator[Live]:
+    """The app under uvicorn on a free port, in a thread, until the generator is closed."""
     runtime = open_runtime(settings)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -306,7 +306,7 @@ def test_serve_fails_when_a_worker_failed_to_start(
         def run(self) -> None:
             pass
 
-    monkeypatch.setattr("memory_store.cli.Multiprocess", FailedStart)
+    monkeypatch.setattr("uvicorn.supervisors.Multiprocess", FailedStart)
     assert main(["serve", "--port", str(free_port()), "--workers", "2"]) == 1
     assert "a worker process failed to start" in capsys.readouterr().err
     (config,) = started
