@@ -60,6 +60,11 @@ SUMMARIES = {
     "get_audit_public_key": "The key that verifies checkpoints (PEM)",
     "export_audit_trail": "The whole trail as JSON Lines",
     "erasure_status": "Whether an erasure is final",
+    "put_item": "Store a JSON value under a namespace and key (an upsert)",
+    "get_item": "Read the item of one namespace and key",
+    "forget_item": "Forget the item of one namespace and key",
+    "search_items": "Search a user's items by namespace, filter and query",
+    "list_namespaces": "List the namespaces of a user's items",
 }
 
 DESCRIPTIONS = {
