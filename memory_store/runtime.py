@@ -15,6 +15,9 @@ from memory_store.errors import KeyProviderError
 from memory_store.keys.keyring import DataKeyring
 from memory_store.keys.pkcs11_provider import Pkcs11KeyProvider
 from memory_store.keys.provider import KeyProvider, LocalKeyFileProvider
+from memory_store.recall.embedders import load_embedder
+from memory_store.recall.index import RecallIndex
+from memory_store.recall.text import check_languages
 from memory_store.policy import Catalogue, Policy
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
@@ -22,7 +25,9 @@ from memory_store.services.container import Services
 from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
 from memory_store.services.keys import KeyService
+from memory_store.services.indexer import Indexer
 from memory_store.services.memories import MemoryService
+from memory_store.services.recall import Recall
 from memory_store.services.reencryption import Reencryption
 from memory_store.services.refusals import RefusalLog
 from memory_store.services.retention import RetentionSweeper
@@ -31,6 +36,7 @@ from memory_store.services.tokens import TokenService
 from memory_store.storage import migrate
 from memory_store.storage.audit_trail import AuditTrailStore
 from memory_store.storage.consents import ConsentRepository
+from memory_store.storage.embeddings import EmbeddingRepository
 from memory_store.storage.engines import make_engine
 from memory_store.storage.eraser import Eraser
 from memory_store.storage.group_commit import GroupCommitter
@@ -78,6 +84,7 @@ class Runtime:
     eraser: Eraser
     memory_writer: GroupCommitter
     keystore_writer: GroupCommitter
+    indexer: Indexer
 
     @property
     def services(self) -> Services:
@@ -91,6 +98,7 @@ class Runtime:
             erasures=self.erasures,
             refusals=RefusalLog(self.auditor, self.catalogue),
             check_ready=self.ready,
+            recall_lag=self.indexer.lag,
             inline_reads=all(
                 engine.dialect.name == "sqlite"
                 for engine in (self.engine, self.keystore_engine, self.audit_engine)
@@ -104,9 +112,10 @@ class Runtime:
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        """Stop the sweeper, the key rotation and the eraser, flush the audit trail (and sign
-        its end), then release the databases."""
+        """Stop the sweeper, the indexer, the key rotation and the eraser, flush the audit
+        trail (and sign its end), then release the databases."""
         self.sweeper.close()
+        self.indexer.close()
         self.keys.close()
         self.eraser.close()
         self.memory_writer.close()
@@ -218,12 +227,32 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     consent_repository = ConsentRepository(memory_raw)
     token_repository = TokenRepository(memory_raw)
     every = settings.kek_rotate_every
+    recall_index = RecallIndex(settings.recall_index_users)
     keys = KeyService(
-        keyring, keystore, auditor, rotate_every=timedelta(seconds=every) if every else None
+        keyring,
+        keystore,
+        auditor,
+        rotate_every=timedelta(seconds=every) if every else None,
+        on_rotate=recall_index.clear,
     )
     keys.epoch_started()  # the schedule's clock starts with the store
     erasures = ErasureLog(keystore, keys)
     cursors = Cursors(signing_key.derive_secret(CURSOR_SECRET))
+    try:
+        check_languages(settings.recall_languages)
+        embedder = load_embedder(settings.recall_embedder)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        memory_writer.close()
+        keystore_writer.close()
+        audit_log.close()
+        raise ValueError(f"recall: {exc}") from None
+    recall = Recall(
+        EmbeddingRepository(memory_raw),
+        embedder,
+        recall_index,
+        languages=settings.recall_languages,
+        floor=settings.recall_min_similarity,
+    )
     memories = MemoryService(
         memory_repository,
         consent_repository,
@@ -234,8 +263,11 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         erasures,
         cursors,
         max_memories_per_user=settings.max_memories_per_user,
+        recall=recall,
     )
-    consents = ConsentService(consent_repository, policy, catalogue, auditor, cursors)
+    consents = ConsentService(
+        consent_repository, policy, catalogue, auditor, cursors, on_change=recall_index.evict
+    )
     audit = AuditService(
         audit_store,
         signing_key,
@@ -271,4 +303,5 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         eraser=eraser,
         memory_writer=memory_writer,
         keystore_writer=keystore_writer,
+        indexer=Indexer(recall, keyring),
     )

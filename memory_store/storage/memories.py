@@ -308,7 +308,17 @@ class MemoryRepository:
                 raw.sql(f"DELETE FROM memories WHERE id IN ({marks}) AND expires_at <= ?"),  # noqa: S608 (placeholders)
                 (*memory_ids, at),
             )
-            return int(cursor.rowcount)
+            purged = int(cursor.rowcount)
+            # The vectors of the memories now gone (not of one extended meanwhile).
+            cursor.execute(
+                raw.sql(
+                    f"DELETE FROM memory_embeddings WHERE memory_id IN ({marks}) "  # noqa: S608 (placeholders)
+                    "AND NOT EXISTS (SELECT 1 FROM memories m "
+                    "WHERE m.id = memory_embeddings.memory_id)"
+                ),
+                memory_ids,
+            )
+            return purged
 
 
 class LegacyCiphertexts:
@@ -382,6 +392,10 @@ def delete_memories(raw: RawDB, cursor: Any, user_id: str, memory_ids: Sequence[
     marks = ", ".join("?" * len(memory_ids))
     cursor.execute(
         raw.sql(f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
+        (user_id, *memory_ids),
+    )
+    cursor.execute(
+        raw.sql(f"DELETE FROM memory_embeddings WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
         (user_id, *memory_ids),
     )
     cursor.execute(
