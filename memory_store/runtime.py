@@ -15,17 +15,17 @@ from memory_store.errors import KeyProviderError
 from memory_store.keys.keyring import DataKeyring
 from memory_store.keys.pkcs11_provider import Pkcs11KeyProvider
 from memory_store.keys.provider import KeyProvider, LocalKeyFileProvider
-from memory_store.recall.embedders import load_embedder
+from memory_store.policy import Catalogue, Policy
+from memory_store.recall.embedders import Embedder, load_embedder
 from memory_store.recall.index import RecallIndex
 from memory_store.recall.text import check_languages
-from memory_store.policy import Catalogue, Policy
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
 from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
-from memory_store.services.keys import KeyService
 from memory_store.services.indexer import Indexer
+from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
 from memory_store.services.recall import Recall
 from memory_store.services.reencryption import Reencryption
@@ -152,6 +152,16 @@ def key_provider(settings: Settings, *, create: bool) -> KeyProvider:
     return LocalKeyFileProvider(settings.resolved_key_file(), create=create)
 
 
+def recall_embedder(settings: Settings) -> Embedder | None:
+    """The embedder the settings name (loaded once per process), its stemmers checked:
+    ValueError, before anything is opened, for either that will not do."""
+    try:
+        check_languages(settings.recall_languages)
+        return load_embedder(settings.recall_embedder)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ValueError(f"recall: {exc}") from None
+
+
 def open_engines(settings: Settings) -> dict[str, Engine]:
     """The three databases, by migration branch: memories, key store, audit trail."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -178,6 +188,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     """
     if schema is None:
         schema = "upgrade" if settings.migrate_on_start else "check"
+    embedder = recall_embedder(settings)
     engines = open_engines(settings)
     if schema == "upgrade":
         migrate.upgrade_all(engines)
@@ -211,6 +222,13 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     auditor = Auditor(audit_log, keyring, signing_key.derive_secret(STRANGER_PSEUDONYMS))
     memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
+    recall = Recall(
+        EmbeddingRepository(memory_raw),
+        embedder,
+        RecallIndex(settings.recall_index_users),
+        languages=settings.recall_languages,
+        floor=settings.recall_min_similarity,
+    )
     memory_repository = MemoryRepository(memory_raw, memory_writer)
     reencryption = Reencryption(LegacyCiphertexts(memory_raw), keyring)
     if reencryption.needed():  # a store made before content format 2
@@ -227,32 +245,16 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     consent_repository = ConsentRepository(memory_raw)
     token_repository = TokenRepository(memory_raw)
     every = settings.kek_rotate_every
-    recall_index = RecallIndex(settings.recall_index_users)
     keys = KeyService(
         keyring,
         keystore,
         auditor,
         rotate_every=timedelta(seconds=every) if every else None,
-        on_rotate=recall_index.clear,
+        on_rotate=recall.index.clear,
     )
     keys.epoch_started()  # the schedule's clock starts with the store
     erasures = ErasureLog(keystore, keys)
     cursors = Cursors(signing_key.derive_secret(CURSOR_SECRET))
-    try:
-        check_languages(settings.recall_languages)
-        embedder = load_embedder(settings.recall_embedder)
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        memory_writer.close()
-        keystore_writer.close()
-        audit_log.close()
-        raise ValueError(f"recall: {exc}") from None
-    recall = Recall(
-        EmbeddingRepository(memory_raw),
-        embedder,
-        recall_index,
-        languages=settings.recall_languages,
-        floor=settings.recall_min_similarity,
-    )
     memories = MemoryService(
         memory_repository,
         consent_repository,
@@ -266,7 +268,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         recall=recall,
     )
     consents = ConsentService(
-        consent_repository, policy, catalogue, auditor, cursors, on_change=recall_index.evict
+        consent_repository, policy, catalogue, auditor, cursors, on_change=recall.index.evict
     )
     audit = AuditService(
         audit_store,

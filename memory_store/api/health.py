@@ -18,9 +18,7 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get(
-    "/readyz", responses={503: {"model": Health}}, response_model_exclude_none=True
-)
+@router.get("/readyz", responses={503: {"model": Health}}, response_model_exclude_none=True)
 def readyz(services: ServicesDep, response: Response) -> Health:
     """The databases answer and the key file is usable; and how far recall's indexer is
     behind."""

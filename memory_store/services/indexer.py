@@ -49,9 +49,7 @@ class Indexer:
         stored, after = 0, ""
         with self._pass_lock:
             while not self._stop.is_set():
-                rows = embeddings.unindexed(
-                    embedder.name, after=after, limit=self.BATCH
-                )
+                rows = embeddings.unindexed(embedder.name, after=after, limit=self.BATCH)
                 by_user: dict[str, list[MemoryRow]] = defaultdict(list)
                 for row in rows:
                     by_user[row.user_id].append(row)

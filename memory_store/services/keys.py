@@ -11,10 +11,9 @@ audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory_store.recall.index import RecallIndex
 from memory_store.services.memory_reads import ListQuery, MemoryReads
 from memory_store.services.memory_writes import MemoryWrites, new_memory_id
-
-from memory_store.recall.index import RecallIndex
 from memory_store.services.recall import Recall
 
 __all__ = ["ListQuery", "MemoryService", "new_memory_id"]

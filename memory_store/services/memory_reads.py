@@ -21,7 +21,6 @@ from memory_store.schemas import (
     MemoryVersionPublic,
 )
 from memory_store.services.cursors import Cursors
-from memory_store.services.recall import Recall
 from memory_store.services.memory_access import (
     Disclosure,
     MemoryAccess,
@@ -31,6 +30,7 @@ from memory_store.services.memory_access import (
     reveal_each,
     reveal_versions,
 )
+from memory_store.services.recall import Recall
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
@@ -260,6 +260,14 @@ class MemoryReads(MemoryAccess):
                 terms=terms,
                 limit=query.limit,
             )
+            if after is None and not more and len(found) < query.limit and query.q:
+                # Fewer words matched than asked for: the page ends with memories that
+                # answer the query by meaning (recall), best first.
+                related, refused = self._related(
+                    request, key, now, categories, query.q, [m.id for m in found]
+                )
+                found += related[: query.limit - len(found)]
+                unreadable += refused
             self._record_read(request, action, key, [memory.id for memory in found])
             self._refuse_unreadable(request, action, unreadable)
             return Disclosure.done(self._page(found, more))
@@ -272,6 +280,26 @@ class MemoryReads(MemoryAccess):
             rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
         # Nothing the purpose may use is an empty answer, still on the record.
         return self._begin_disclose(request, action, rows, lambda items: self._page(items, more))
+
+    def _related(
+        self,
+        request: AccessRequest,
+        key: UserKey | None,
+        now: datetime,
+        categories: list[str],
+        q: str,
+        found: list[str],
+    ) -> tuple[list[MemoryPublic], list[str]]:
+        """The memories of `categories` relevant to `q` (services/recall.py) other than
+        those `found` already, best first, opened (not disclosed: the caller records the
+        read first); and the ids of rows that would not open."""
+        allowed = set(categories)
+        live = self._memories.live(request.subject_user_id, now=now)
+        rows = self._visible(request, [row for row in live if row.category in allowed], now)
+        ranking = self._recall.rank(key, rows, q, self._item_keys)
+        chosen = [hit.row for hit in ranking.hits if hit.row.id not in set(found)]
+        opened, unreadable = reveal_each(self._item_keys(key, [r.id for r in chosen]), chosen)
+        return opened, ranking.unreadable + unreadable
 
     def _page(self, items: list[MemoryPublic], more: bool) -> MemoryPage:
         next_cursor = (

@@ -151,4 +151,3 @@ class Recall:
                 continue  # ranked by its words; the indexer does not make it again
             if len(raw) == 4 * dims:
                 entry.vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-

@@ -35,7 +35,7 @@ class EmbeddingRepository:
         """Up to `limit` memories, by id after `after`, whose current version has no vector
         of `model` yet."""
         rows = self._raw.all(
-            f"SELECT {_COLUMNS} " + _UNINDEXED + " AND m.id > ? ORDER BY m.id LIMIT ?",  # noqa: S608 (fixed names)
+            f"SELECT {_COLUMNS} " + _UNINDEXED + " AND m.id > ? ORDER BY m.id LIMIT ?",
             (model, after, limit),
         )
         return [memory_row(self._raw, values) for values in rows]
