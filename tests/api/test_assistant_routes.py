@@ -480,7 +480,7 @@ def test_list_q_matches_every_keyword_case_insensitively(
     body = client.get(
         MEMORIES, params={"purpose": PURPOSE, "q": "window  seats"}, headers=bearer(assistant_token)
     ).json()
-    assert [item["id"] for item in body["items"]][0] == hit["id"]
+    assert body["items"][0]["id"] == hit["id"]
 
 
 def test_search_pages_through_more_rows_than_one_scan_batch(
