@@ -300,25 +300,16 @@ class MemoryRepository:
         at = raw.time(now)
         marks = ", ".join("?" * len(memory_ids))
         with raw.transaction() as cursor:
-            cursor.execute(
-                raw.sql(f"DELETE FROM memory_versions WHERE memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-                memory_ids,
-            )
+            for table in ("memory_versions", "memory_embeddings"):  # history, recall vectors
+                cursor.execute(
+                    raw.sql(f"DELETE FROM {table} WHERE memory_id IN ({marks})"),  # noqa: S608 (fixed names, placeholders)
+                    memory_ids,
+                )
             cursor.execute(
                 raw.sql(f"DELETE FROM memories WHERE id IN ({marks}) AND expires_at <= ?"),  # noqa: S608 (placeholders)
                 (*memory_ids, at),
             )
-            purged = int(cursor.rowcount)
-            # The vectors of the memories now gone (not of one extended meanwhile).
-            cursor.execute(
-                raw.sql(
-                    f"DELETE FROM memory_embeddings WHERE memory_id IN ({marks}) "  # noqa: S608 (placeholders)
-                    "AND NOT EXISTS (SELECT 1 FROM memories m "
-                    "WHERE m.id = memory_embeddings.memory_id)"
-                ),
-                memory_ids,
-            )
-            return purged
+            return int(cursor.rowcount)
 
 
 class LegacyCiphertexts:
@@ -390,14 +381,11 @@ def delete_memories(raw: RawDB, cursor: Any, user_id: str, memory_ids: Sequence[
     """In the caller's transaction: delete memories of `user_id` and their earlier versions.
     Returns how many memories."""
     marks = ", ".join("?" * len(memory_ids))
-    cursor.execute(
-        raw.sql(f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-        (user_id, *memory_ids),
-    )
-    cursor.execute(
-        raw.sql(f"DELETE FROM memory_embeddings WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-        (user_id, *memory_ids),
-    )
+    for table in ("memory_versions", "memory_embeddings"):  # history, recall vectors
+        cursor.execute(
+            raw.sql(f"DELETE FROM {table} WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (fixed names, placeholders)
+            (user_id, *memory_ids),
+        )
     cursor.execute(
         raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
         (user_id, *memory_ids),
