@@ -118,7 +118,8 @@ class Recall:
         ]
         if not missing and (self.embedder is None or not vectorless):
             return []
-        keys = item_keys(key, [row.id for row in vectorless])  # missing ones too
+        opening = vectorless if self.embedder is not None else missing  # vectorless has all missing
+        keys = item_keys(key, [row.id for row in opening])
         unreadable: list[str] = []
         for row in missing:
             try:
