@@ -116,6 +116,7 @@ class Runtime:
         trail (and sign its end), then release the databases."""
         self.sweeper.close()
         self.indexer.close()
+        self.memories.recall.close()
         self.keys.close()
         self.eraser.close()
         self.memory_writer.close()

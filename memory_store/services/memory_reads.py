@@ -109,12 +109,13 @@ class MemoryReads(MemoryAccess):
         action = AuditAction.memory_context
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         self._gate_role(request, action)
+        question = self._recall.question(q)  # embedded while the rows are read
         request = replace(request, facts=self._consents.facts(user_id))
         now = utc_now()
         # Consent, purpose and retention decide first: ranking sees only what they allow.
         rows = self._visible(request, self._memories.live(user_id, now=now), now)
         key = self._read_key(user_id) if rows else None
-        ranking = self._recall.rank(key, rows, q or "", self._item_keys)
+        ranking = self._recall.rank(key, rows, q or "", self._item_keys, question)
         lengths = {memory_id: entry.length for memory_id, entry in ranking.entries.items()}
         candidates = [(hit.row, round(hit.ranked.score, 4)) for hit in ranking.hits]
         match: Literal["relevant", "none"] | None = None

@@ -10,6 +10,7 @@ by their words alone (`unindexed`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,23 @@ class Recall:
         self.languages = tuple(languages)
         default = FLOORS.get(embedder.name, 0.5) if embedder is not None else 1.0
         self.floor = floor if floor is not None else default
+        # Questions are embedded here while the request reads the database (the model's C
+        # code and the database driver both let go of the GIL): the two costs overlap.
+        self._questions = ThreadPoolExecutor(4, thread_name_prefix="recall-question")
+
+    def question(self, query: str | None) -> Future[Matrix] | None:
+        """Begin embedding a question (None: no embedder, or no question)."""
+        if self.embedder is None or not query or not query.strip():
+            return None
+        return self._questions.submit(self._embed_question, query)
+
+    def _embed_question(self, query: str) -> Matrix:
+        assert self.embedder is not None
+        vector: Matrix = normalised(self.embedder.embed([query], query=True))[0]
+        return vector
+
+    def close(self) -> None:
+        self._questions.shutdown(wait=True, cancel_futures=True)
 
     def rank(
         self,
@@ -75,10 +93,13 @@ class Recall:
         rows: Sequence[MemoryRow],
         query: str,
         item_keys: Callable[[UserKey | None, Sequence[str]], ItemKeys],
+        question: Future[Matrix] | None = None,
     ) -> Ranking:
         """The relevant ones of `rows` (newest first, already allowed), best first; with an
         empty `query`, none (but every row's entry, for its length)."""
         if key is None or not rows:
+            if question is not None:
+                question.cancel()
             return Ranking([], {}, [row.id for row in rows], 0, False)
         user_index, warm = self.index.for_user(key.user_id, (key.key_id, key.issue))
         unreadable = self._fill(user_index, key, rows, item_keys)
@@ -88,14 +109,18 @@ class Recall:
             if (entry := user_index.current(row.id, row.version)) is not None
         }
         if not query.strip():  # no question: the caller wants the lengths only
+            if question is not None:
+                question.cancel()
             return Ranking([], entries, unreadable, 0, warm)
         ranked_rows = [row for row in rows if row.id in entries]
         bags = [entries[row.id].bag for row in ranked_rows]
         vectors = [entries[row.id].vector for row in ranked_rows]
         cosines: Sequence[float | None] = [None] * len(ranked_rows)
         if self.embedder is not None and any(v is not None for v in vectors):
-            question = normalised(self.embedder.embed([query], query=True))[0]
-            cosines = similarities(question, vectors)
+            asked = question.result() if question is not None else self._embed_question(query)
+            cosines = similarities(asked, vectors)
+        elif question is not None:
+            question.cancel()
         fused = fuse(set(terms(query, self.languages)), bags, cosines, floor=self.floor)
         hits = [Hit(ranked_rows[r.index], entries[ranked_rows[r.index].id], r) for r in fused]
         unindexed = sum(1 for vector in vectors if vector is None)
