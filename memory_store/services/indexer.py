@@ -34,6 +34,7 @@ class Indexer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swept = False  # vectors of another model deleted (once per process)
 
     def lag(self) -> int:
         """Memories whose current version has no vector yet (0 without an embedder)."""
@@ -48,6 +49,9 @@ class Indexer:
             return 0
         stored, after = 0, ""
         with self._pass_lock:
+            if not self._swept:  # the embedder was changed: the old model's vectors go
+                embeddings.drop_other_models(embedder.name)
+                self._swept = True
             while not self._stop.is_set():
                 rows = embeddings.unindexed(embedder.name, after=after, limit=self.BATCH)
                 by_user: dict[str, list[MemoryRow]] = defaultdict(list)

