@@ -235,8 +235,9 @@ def build_server(
     async def recall(
         ctx: Context, query: Query, limit: RecallLimit = 5, max_chars: MaxChars = 2000
     ) -> RecallResult:
-        """The memories most relevant to `query`, best first, within `max_chars`
-        characters: call it before answering."""
+        """The memories most relevant to `query` (by its words and its meaning), best
+        first, within `max_chars` characters: call it before answering. When nothing is
+        relevant, `match` is "none" and the most recent memories are offered instead."""
         found = await memories_for(ctx).recall(query, limit, max_chars)
         memories = [
             Recalled(**Memory.of(item).model_dump(), score=item.score) for item in found.items
