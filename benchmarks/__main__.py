@@ -17,6 +17,7 @@ from benchmarks import (
     bench_keys,
     bench_policy,
     bench_postgres,
+    bench_recall,
     bench_sweep,
 )
 from benchmarks.common import PLOT, print_table
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "postgres": bench_postgres,
     "cli": bench_cli,
+    "recall": bench_recall,
 }
 # A whole run's plot is a result (committed beside RESULTS.md); a quick or partial run's is
 # not, and must not overwrite it.

@@ -73,6 +73,7 @@ def create_app(
         limiter.total_tokens = request_threads(runtime, settings)
         if sweep:
             runtime.sweeper.start(settings.retention_sweep_seconds)
+            runtime.indexer.start(settings.recall_index_seconds)
             runtime.keys.start()
         async with mcp.serving():
             yield

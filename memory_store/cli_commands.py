@@ -117,6 +117,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
     runtime = open_runtime(settings)
     try:
         runtime.sweeper.start(settings.retention_sweep_seconds)
+        runtime.indexer.start(settings.recall_index_seconds)
         runtime.keys.start()
         # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
         # workers ended: one that could not start stops them all, and the command fails.

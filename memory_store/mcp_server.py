@@ -15,7 +15,7 @@ the model as a tool error with the problem's title and detail, never a memory's 
 import importlib.metadata
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, Literal, Protocol
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -104,6 +104,11 @@ class Recalled(Memory):
 class RecallResult(BaseModel):
     memories: list[Recalled] = Field(description="Best first.")
     truncated: bool = Field(description="True when relevant memories did not fit max_chars.")
+    match: Literal["relevant", "none"] | None = Field(
+        default=None,
+        description="`none`: nothing answered the query; the memories are then the most "
+        "recent ones, offered instead.",
+    )
 
 
 class ListResult(BaseModel):
@@ -230,13 +235,14 @@ def build_server(
     async def recall(
         ctx: Context, query: Query, limit: RecallLimit = 5, max_chars: MaxChars = 2000
     ) -> RecallResult:
-        """The memories most relevant to `query`, best first, within `max_chars`
-        characters: call it before answering."""
+        """The memories most relevant to `query` (by its words and its meaning), best
+        first, within `max_chars` characters: call it before answering. When nothing is
+        relevant, `match` is "none" and the most recent memories are offered instead."""
         found = await memories_for(ctx).recall(query, limit, max_chars)
         memories = [
             Recalled(**Memory.of(item).model_dump(), score=item.score) for item in found.items
         ]
-        return RecallResult(memories=memories, truncated=found.truncated)
+        return RecallResult(memories=memories, truncated=found.truncated, match=found.match)
 
     async def list_memories(
         ctx: Context,

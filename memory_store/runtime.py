@@ -17,14 +17,19 @@ from memory_store.keys.lookup import ItemLookup
 from memory_store.keys.pkcs11_provider import Pkcs11KeyProvider
 from memory_store.keys.provider import KeyProvider, LocalKeyFileProvider
 from memory_store.policy import Catalogue, Policy
+from memory_store.recall.embedders import Embedder, load_embedder
+from memory_store.recall.index import RecallIndex
+from memory_store.recall.text import check_languages
 from memory_store.services.audit import AuditService
 from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
 from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
 from memory_store.services.items import ItemService
+from memory_store.services.indexer import Indexer
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
+from memory_store.services.recall import Recall
 from memory_store.services.reencryption import Reencryption
 from memory_store.services.refusals import RefusalLog
 from memory_store.services.retention import RetentionSweeper
@@ -33,6 +38,7 @@ from memory_store.services.tokens import TokenService
 from memory_store.storage import migrate
 from memory_store.storage.audit_trail import AuditTrailStore
 from memory_store.storage.consents import ConsentRepository
+from memory_store.storage.embeddings import EmbeddingRepository
 from memory_store.storage.engines import make_engine
 from memory_store.storage.eraser import Eraser
 from memory_store.storage.group_commit import GroupCommitter
@@ -82,6 +88,7 @@ class Runtime:
     memory_writer: GroupCommitter
     keystore_writer: GroupCommitter
     items: ItemService
+    indexer: Indexer
 
     @property
     def services(self) -> Services:
@@ -96,6 +103,7 @@ class Runtime:
             refusals=RefusalLog(self.auditor, self.catalogue),
             items=self.items,
             check_ready=self.ready,
+            recall_lag=self.indexer.lag,
             inline_reads=all(
                 engine.dialect.name == "sqlite"
                 for engine in (self.engine, self.keystore_engine, self.audit_engine)
@@ -109,9 +117,11 @@ class Runtime:
         self.keyring.provider.current_version()
 
     def close(self) -> None:
-        """Stop the sweeper, the key rotation and the eraser, flush the audit trail (and sign
-        its end), then release the databases."""
+        """Stop the sweeper, the indexer, the key rotation and the eraser, flush the audit
+        trail (and sign its end), then release the databases."""
         self.sweeper.close()
+        self.indexer.close()
+        self.memories.recall.close()
         self.keys.close()
         self.eraser.close()
         self.memory_writer.close()
@@ -148,6 +158,16 @@ def key_provider(settings: Settings, *, create: bool) -> KeyProvider:
     return LocalKeyFileProvider(settings.resolved_key_file(), create=create)
 
 
+def recall_embedder(settings: Settings) -> Embedder | None:
+    """The embedder the settings name (loaded once per process), its stemmers checked:
+    ValueError, before anything is opened, for either that will not do."""
+    try:
+        check_languages(settings.recall_languages)
+        return load_embedder(settings.recall_embedder)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ValueError(f"recall: {exc}") from None
+
+
 def open_engines(settings: Settings) -> dict[str, Engine]:
     """The three databases, by migration branch: memories, key store, audit trail."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -174,6 +194,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     """
     if schema is None:
         schema = "upgrade" if settings.migrate_on_start else "check"
+    embedder = recall_embedder(settings)
     engines = open_engines(settings)
     if schema == "upgrade":
         migrate.upgrade_all(engines)
@@ -208,6 +229,13 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     auditor = Auditor(audit_log, keyring, signing_key.derive_secret(STRANGER_PSEUDONYMS))
     memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
+    recall = Recall(
+        EmbeddingRepository(memory_raw),
+        embedder,
+        RecallIndex(settings.recall_index_users),
+        languages=settings.recall_languages,
+        floor=settings.recall_min_similarity,
+    )
     memory_repository = MemoryRepository(memory_raw, memory_writer)
     reencryption = Reencryption(LegacyCiphertexts(memory_raw), keyring)
     if reencryption.needed():  # a store made before content format 2
@@ -225,7 +253,11 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     token_repository = TokenRepository(memory_raw)
     every = settings.kek_rotate_every
     keys = KeyService(
-        keyring, keystore, auditor, rotate_every=timedelta(seconds=every) if every else None
+        keyring,
+        keystore,
+        auditor,
+        rotate_every=timedelta(seconds=every) if every else None,
+        on_rotate=recall.index.clear,
     )
     keys.epoch_started()  # the schedule's clock starts with the store
     erasures = ErasureLog(keystore, keys)
@@ -240,6 +272,10 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         erasures,
         cursors,
         max_memories_per_user=settings.max_memories_per_user,
+        recall=recall,
+    )
+    consents = ConsentService(
+        consent_repository, policy, catalogue, auditor, cursors, on_change=recall.index.evict
     )
     items = ItemService(
         memory_repository,
@@ -252,7 +288,6 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         cursors,
         max_memories_per_user=settings.max_memories_per_user,
     ).attach(ItemRepository(memory_raw, memory_writer), ItemLookup(keyring))
-    consents = ConsentService(consent_repository, policy, catalogue, auditor, cursors)
     audit = AuditService(
         audit_store,
         signing_key,
@@ -289,4 +324,5 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         memory_writer=memory_writer,
         keystore_writer=keystore_writer,
         items=items,
+        indexer=Indexer(recall, keyring),
     )

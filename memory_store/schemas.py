@@ -87,6 +87,11 @@ class MemoryPage(BaseModel):
 
 class Health(BaseModel):
     status: str
+    recall_lag: int | None = Field(
+        default=None,
+        description="/readyz: memories whose recall vector is not made yet (ranked by their "
+        "words until it is).",
+    )
 
 
 class ConsentGrant(BaseModel):
@@ -364,7 +369,10 @@ class WhoAmI(BaseModel):
 
 
 class ContextItem(MemoryPublic):
-    score: float = Field(description="BM25 relevance to the query; 0 without a query.")
+    score: float = Field(
+        description="Relevance to the query (BM25 and vector similarity fused by reciprocal "
+        "rank; higher is better); 0 without a query, or when nothing matched."
+    )
 
 
 class ContextResult(BaseModel):
@@ -373,3 +381,17 @@ class ContextResult(BaseModel):
     items: list[ContextItem]
     total_chars: int = Field(description="The characters of content handed over.")
     truncated: bool = Field(description="true when relevant memories did not fit the budget.")
+    match: Literal["relevant", "none"] | None = Field(
+        default=None,
+        description="With a query: `relevant` when the items answer it, `none` when nothing "
+        "did (the items are then the most recent, see `fallback`). null without a query.",
+    )
+    fallback: Literal["recent"] | None = Field(
+        default=None,
+        description="`recent` when the items are the most recent memories the purpose may "
+        "use, offered because nothing matched the query.",
+    )
+    unindexed: int = Field(
+        default=0,
+        description="Memories ranked by their words alone: their vector is not made yet.",
+    )

@@ -76,13 +76,15 @@ def _database_backend(pg_cluster: Cluster | None, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No background sweeper or key rotation: tests that travel in time would race them.
-    # Tests of those build their own settings.
+    # No background sweeper, key rotation or recall indexer: tests that travel in time would
+    # race them (recall's tests run the indexer's `catch_up` themselves). Tests of those
+    # build their own settings.
     return Settings(
         data_dir=tmp_path / "var",
         log_format="json",
         retention_sweep_seconds=0,
         kek_rotate_every=0,
+        recall_index_seconds=0,
     )
 
 

@@ -137,6 +137,31 @@ def open_item_payload(
     return content, source, item
 
 
+_EMBEDDING = b"memory-store/embedding/1"
+
+
+def _embedding_context(binding: Binding, model: str) -> bytes:
+    # A label of its own, so an embedding never opens as a content, nor a content as one;
+    # and the model's name, so a vector is never read as another model's.
+    return b"\x00".join((_EMBEDDING, model.encode(), binding.encode()))
+
+
+def seal_embedding(key: ItemKey, binding: Binding, model: str, vector: bytes) -> bytes:
+    """Encrypt a memory version's vector (its float32 bytes) under the version's own item
+    key, bound to the version's attributes and to the model that made it: erased and
+    shredded with the content it was made from."""
+    if not _matches(key, binding):
+        raise ValueError("the binding names another key")
+    return seal(key, vector, _embedding_context(binding, model))
+
+
+def open_embedding(key: ItemKey | None, binding: Binding, model: str, ciphertext: bytes) -> bytes:
+    """The vector bytes sealed by `seal_embedding`; the one opaque DecryptionError otherwise."""
+    if key is None or not _matches(key, binding):
+        raise DecryptionError
+    return open_sealed(key, ciphertext, _embedding_context(binding, model))
+
+
 def open_older_payload(
     key: UserKey | None, binding: Binding, ciphertext: bytes
 ) -> tuple[str, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from memory_store.clock import utc_now
 from memory_store.domain import (
     ALL_CATEGORIES,
@@ -35,7 +37,11 @@ class ConsentService:
         catalogue: Catalogue,
         auditor: Auditor,
         cursors: Cursors,
+        *,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
+        # Told the user whose consent or settings changed (the recall index drops theirs).
+        self._on_change = on_change or (lambda _user_id: None)
         self._consents = consents
         self._cursors = cursors
         self._policy = policy
@@ -100,6 +106,7 @@ class ConsentService:
             user_id, purpose, category, granted=granted, channel=channel, now=utc_now()
         )
         self._policy.clear_cache()
+        self._on_change(user_id)
         facts = self._consents.facts(user_id)
         changed = list(self._catalogue.categories) if category == ALL_CATEGORIES else [category]
         return ConsentChangeResult(
@@ -137,6 +144,7 @@ class ConsentService:
         )
         row = self._consents.save_settings(user_id, memory_enabled=memory_enabled, now=utc_now())
         self._policy.clear_cache()
+        self._on_change(user_id)
         return SettingsPublic(memory_enabled=row.memory_enabled, updated_at=row.updated_at)
 
 

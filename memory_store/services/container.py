@@ -27,6 +27,8 @@ class Services:
     items: ItemService
     # Raises unless the databases answer and the keys are usable (for /readyz).
     check_ready: Callable[[], None]
+    # How many memories recall's indexer has not embedded yet (for /readyz).
+    recall_lag: Callable[[], int] = lambda: 0
     # Whether a short indexed read may run inline on the event loop (every database a local
     # SQLite file) rather than in a thread.
     inline_reads: bool = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,7 +45,11 @@ class KeyService:
         auditor: Auditor,
         *,
         rotate_every: timedelta | None = None,
+        on_rotate: Callable[[], None] | None = None,
     ) -> None:
+        # Told once the data keys are rewrapped (the recall index is dropped: all of it was
+        # opened under keys of the epoch before).
+        self._on_rotate = on_rotate or (lambda: None)
         self._keyring = keyring
         self._keystore = keystore
         self._auditor = auditor
@@ -69,6 +74,7 @@ class KeyService:
         version = self._keyring.provider.add_version()
         self._keystore.record_epoch(version, utc_now())
         report = self._keyring.rewrap_all(progress=progress)
+        self._on_rotate()
         self._auditor.record(
             actor,
             AuditAction.key_rotate,

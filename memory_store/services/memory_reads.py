@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from memory_store.clock import utc_now
 from memory_store.domain import SELF_SERVICE, AuditAction, Principal
 from memory_store.errors import InvalidCursor, MemoryUnreadable
 from memory_store.keys.envelope import UserKey
 from memory_store.policy import AccessRequest, Action
-from memory_store.recall.bm25 import bm25
 from memory_store.schemas import (
     ContextItem,
     ContextResult,
@@ -32,6 +31,7 @@ from memory_store.services.memory_access import (
     reveal_each,
     reveal_versions,
 )
+from memory_store.services.recall import Recall
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
@@ -73,6 +73,8 @@ def _matches(content: str, terms: list[str]) -> bool:
 
 
 class MemoryReads(MemoryAccess):
+    _recall: Recall  # set by MemoryService
+
     def list_for_purpose(
         self, principal: Principal, user_id: str, purpose: str, query: ListQuery
     ) -> MemoryPage:
@@ -102,41 +104,54 @@ class MemoryReads(MemoryAccess):
         limit: int,
         max_chars: int,
     ) -> ContextResult:
-        """The memories most relevant to `q` (BM25 over the memories the purpose may use;
-        the most recent without `q`), best first, as many as fit in `max_chars`. Ranking
-        needs the contents, so they are decrypted to rank; only the chosen ones are answered,
-        after their read is recorded."""
+        """The memories most relevant to `q` (services/recall.py: words and meaning, over
+        the memories the purpose may use, and only those), best first, as many as fit in
+        `max_chars`; the most recent without `q`, or when nothing is relevant (then said
+        so). Only the chosen ones are decrypted for the answer, after their read is
+        recorded."""
         self._catalogue.purpose(purpose)
         action = AuditAction.memory_context
         request = AccessRequest(principal, Action.memory_read, user_id, purpose)
         self._gate_role(request, action)
+        question = self._recall.question(q)  # embedded while the rows are read
         request = replace(request, facts=self._consents.facts(user_id))
         now = utc_now()
+        # Consent, purpose and retention decide first: ranking sees only what they allow.
         rows = self._visible(request, self._memories.live(user_id, now=now), now)
         key = self._read_key(user_id) if rows else None
-        memories, unreadable = reveal_each(self._item_keys(key, None), rows)  # newest first
-        scores = bm25(q, [m.content for m in memories]) if q else [0.0] * len(memories)
-        ranked = sorted(
-            zip(scores, memories, strict=True),
-            key=lambda pair: pair[0],
-            reverse=True,  # stable: equal scores stay newest first
-        )
-        chosen: list[ContextItem] = []
+        ranking = self._recall.rank(key, rows, q or "", self._item_keys, question)
+        lengths = {memory_id: entry.length for memory_id, entry in ranking.entries.items()}
+        candidates = [(hit.row, round(hit.ranked.score, 4)) for hit in ranking.hits]
+        match: Literal["relevant", "none"] | None = None
+        if q:
+            match = "relevant" if candidates else "none"
+        if not candidates:  # newest first
+            candidates = [(row, 0.0) for row in rows if row.id in lengths]
+        chosen: list[tuple[MemoryRow, float]] = []
         used, truncated = 0, False
-        for score, memory in ranked:
-            if q and score <= 0:
-                break
+        for row, score in candidates:
             if len(chosen) == limit:
                 truncated = True
                 break
-            if used + len(memory.content) > max_chars:
+            if used + lengths[row.id] > max_chars:
                 truncated = True
                 continue  # a shorter one further down may still fit
-            chosen.append(ContextItem(**memory.model_dump(), score=round(score, 4)))
-            used += len(memory.content)
-        self._record_read(request, action, key, [item.id for item in chosen])
-        self._refuse_unreadable(request, action, unreadable)
-        return ContextResult(items=chosen, total_chars=used, truncated=truncated)
+            chosen.append((row, score))
+            used += lengths[row.id]
+        ids = [row.id for row, _ in chosen]
+        self._record_read(request, action, key, ids)
+        memories, unreadable = reveal_each(self._item_keys(key, ids), [row for row, _ in chosen])
+        self._refuse_unreadable(request, action, ranking.unreadable + unreadable)
+        scores = dict((row.id, score) for row, score in chosen)
+        items = [ContextItem(**m.model_dump(), score=scores[m.id]) for m in memories]
+        return ContextResult(
+            items=items,
+            total_chars=sum(len(item.content) for item in items),
+            truncated=truncated,
+            match=match,
+            fallback="recent" if match == "none" and items else None,
+            unindexed=ranking.unindexed if q else 0,
+        )
 
     def history_own(self, principal: Principal, memory_id: str) -> list[MemoryVersionPublic]:
         """The earlier versions of one of the user's memories, newest first."""
@@ -249,6 +264,14 @@ class MemoryReads(MemoryAccess):
                 terms=terms,
                 limit=query.limit,
             )
+            if after is None and not found and query.q:
+                # No memory holds the words: the memories that answer the query by meaning
+                # (recall), best first, on one page.
+                related, refused = self._related(
+                    request, key, now, categories, query.q, [m.id for m in found]
+                )
+                found += related[: query.limit - len(found)]
+                unreadable += refused
             self._record_read(request, action, key, [memory.id for memory in found])
             self._refuse_unreadable(request, action, unreadable)
             return Disclosure.done(self._page(found, more))
@@ -261,6 +284,26 @@ class MemoryReads(MemoryAccess):
             rows, more = self._visible(request, page[: query.limit], now), len(page) > query.limit
         # Nothing the purpose may use is an empty answer, still on the record.
         return self._begin_disclose(request, action, rows, lambda items: self._page(items, more))
+
+    def _related(
+        self,
+        request: AccessRequest,
+        key: UserKey | None,
+        now: datetime,
+        categories: list[str],
+        q: str,
+        found: list[str],
+    ) -> tuple[list[MemoryPublic], list[str]]:
+        """The memories of `categories` relevant to `q` (services/recall.py) other than
+        those `found` already, best first, opened (not disclosed: the caller records the
+        read first); and the ids of rows that would not open."""
+        allowed = set(categories)
+        live = self._memories.live(request.subject_user_id, now=now)
+        rows = self._visible(request, [row for row in live if row.category in allowed], now)
+        ranking = self._recall.rank(key, rows, q, self._item_keys)
+        chosen = [hit.row for hit in ranking.hits if hit.row.id not in set(found)]
+        opened, unreadable = reveal_each(self._item_keys(key, [r.id for r in chosen]), chosen)
+        return opened, ranking.unreadable + unreadable
 
     def _page(self, items: list[MemoryPublic], more: bool) -> MemoryPage:
         next_cursor = (

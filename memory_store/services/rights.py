@@ -106,6 +106,7 @@ class UserRightsService:
         )
         counts = self._eraser.begin(user_id, utc_now())
         destroyed = self._keyring.shred(user_id)
+        self._memories.recall.index.evict(user_id)
         complete = False
         if counts.memories + counts.memory_versions <= Eraser.INLINE_ROWS:
             complete = self._eraser.finish_user(user_id)

@@ -147,6 +147,12 @@ class Eraser:
             self._execute(
                 "DELETE FROM memory_versions WHERE user_id = ? AND key_id = ?", (user_id, key_id)
             )
+            # Recall vectors left of memories already gone (one stored in a race).
+            self._execute(
+                "DELETE FROM memory_embeddings WHERE user_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM memories m WHERE m.id = memory_embeddings.memory_id)",
+                (user_id,),
+            )
             return 0
         with raw.transaction() as cursor:
             delete_memories(raw, cursor, user_id, ids)

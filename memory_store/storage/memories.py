@@ -309,10 +309,11 @@ class MemoryRepository:
         at = raw.time(now)
         marks = ", ".join("?" * len(memory_ids))
         with raw.transaction() as cursor:
-            cursor.execute(
-                raw.sql(f"DELETE FROM memory_versions WHERE memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-                memory_ids,
-            )
+            for table in ("memory_versions", "memory_embeddings"):  # history, recall vectors
+                cursor.execute(
+                    raw.sql(f"DELETE FROM {table} WHERE memory_id IN ({marks})"),  # noqa: S608 (fixed names, placeholders)
+                    memory_ids,
+                )
             cursor.execute(
                 raw.sql(f"DELETE FROM memories WHERE id IN ({marks}) AND expires_at <= ?"),  # noqa: S608 (placeholders)
                 (*memory_ids, at),
@@ -389,10 +390,11 @@ def delete_memories(raw: RawDB, cursor: Any, user_id: str, memory_ids: Sequence[
     """In the caller's transaction: delete memories of `user_id` and their earlier versions.
     Returns how many memories."""
     marks = ", ".join("?" * len(memory_ids))
-    cursor.execute(
-        raw.sql(f"DELETE FROM memory_versions WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (placeholders)
-        (user_id, *memory_ids),
-    )
+    for table in ("memory_versions", "memory_embeddings"):  # history, recall vectors
+        cursor.execute(
+            raw.sql(f"DELETE FROM {table} WHERE user_id = ? AND memory_id IN ({marks})"),  # noqa: S608 (fixed names, placeholders)
+            (user_id, *memory_ids),
+        )
     cursor.execute(
         raw.sql(f"DELETE FROM memories WHERE user_id = ? AND id IN ({marks})"),  # noqa: S608 (placeholders)
         (user_id, *memory_ids),

@@ -61,6 +61,21 @@ class MemoryVersion(SQLModel, table=True):
     valid_until: datetime = Field(sa_type=UTCDateTime)  # when the next one replaced it
 
 
+class MemoryEmbedding(SQLModel, table=True):
+    """A memory version's vector for recall, sealed under that version's item key (never in
+    the clear), bound to it and to `model`; deleted with the memory, and with a newer
+    version's vector once that is made."""
+
+    __tablename__ = "memory_embeddings"
+    __table_args__ = (Index("ix_memory_embeddings_user", "user_id", "model"),)
+
+    memory_id: str = Field(primary_key=True, max_length=40)
+    version: int = Field(primary_key=True)
+    model: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=128)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+
+
 class StoreFormat(SQLModel, table=True):
     """One row: the content format the store's ciphertexts are in (keys/envelope.py). A
     store still at 1 is re-encrypted when the service starts (services/reencryption.py)."""

@@ -51,14 +51,18 @@ def test_context_stays_within_the_character_budget_and_says_when_it_cut(
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
 
 
-def test_context_without_a_query_gives_the_most_recent_and_with_no_match_nothing(
+def test_context_without_a_query_gives_the_most_recent_and_with_no_match_says_so(
     client: TestClient, assistant_token: str
 ) -> None:
-    write_memory(client, assistant_token, content="older fact")
+    older = write_memory(client, assistant_token, content="older fact")
     newest = write_memory(client, assistant_token, content="newest fact")
     recent = context(client, assistant_token, limit=1)
     assert [i["id"] for i in recent["items"]] == [newest["id"]]  # type: ignore[attr-defined]
-    assert context(client, assistant_token, q="zeppelin")["items"] == []
+    assert recent["match"] is None and recent["fallback"] is None
+    nothing = context(client, assistant_token, q="zeppelin")
+    assert nothing["match"] == "none" and nothing["fallback"] == "recent"
+    offered = [(i["id"], i["score"]) for i in nothing["items"]]  # type: ignore[attr-defined]
+    assert offered == [(newest["id"], 0), (older["id"], 0)]
 
 
 def test_context_respects_consent_and_is_audited(

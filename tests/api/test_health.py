@@ -14,7 +14,7 @@ def test_healthz_answers_ok(client: TestClient) -> None:
 
 
 def test_readyz_is_ok_when_databases_and_key_file_answer(client: TestClient) -> None:
-    assert client.get("/readyz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "recall_lag": 0}
 
 
 def test_readyz_is_503_when_the_key_file_becomes_unreadable(

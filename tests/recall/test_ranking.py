@@ -5,17 +5,21 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_store.recall.bm25 import bm25, stem, terms
+from memory_store.recall.bm25 import bm25
+from memory_store.recall.text import terms
 
 
-def test_stemming_meets_plural_and_verb_forms() -> None:
-    assert stem("seats") == stem("seat") == "seat"
-    assert stem("flying") == "fly" and stem("parties") == "party" and stem("speaker") == "speak"
-    assert stem("is") == "is"  # too short to strip
+def test_stemming_meets_plural_and_verb_forms_in_english_and_french() -> None:
+    assert set(terms("seats")) == set(terms("seat"))
+    assert set(terms("flights")) & set(terms("flight"))
+    assert set(terms("voyages")) & set(terms("voyage"))
+    assert set(terms("épicée")) & set(terms("epicee"))  # accents folded
 
 
-def test_terms_drop_stop_words_and_fold_case() -> None:
-    assert terms("The Window SEATS of a plane") == ["window", "seat", "plane"]
+def test_terms_drop_stop_words_of_each_language_and_fold_case() -> None:
+    # A word gets the stem of each language where they differ ("plane", French "plan").
+    assert terms("The Window SEATS of a plane") == ["window", "seat", "plane", "plan"]
+    assert terms("le chat de la voisine") == ["chat", "voisin"]
 
 
 def test_a_document_sharing_rare_query_terms_outranks_one_sharing_common_ones() -> None:

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from memory_store.config import Settings
+from memory_store.recall.embedders import normalised
 from memory_store.runtime import Runtime
+from memory_store.services.recall import vector_bytes
 from tests.conftest import bearer, write_memory
 
 pytestmark = pytest.mark.sqlite_only
@@ -38,11 +40,24 @@ def test_known_strings_are_in_no_file_the_service_wrote(
     # Read them back, search them: reads must not leave plaintext behind either.
     listed = client.get("/v1/me/memories", params={"q": "canary"}, headers=bearer(alice_token))
     assert {item["content"] for item in listed.json()["items"]} == set(KNOWN)
+    # Their recall vectors are made and stored, and a recall opens them into the index.
+    assert runtime.indexer.catch_up() == len(KNOWN)
+    recalled = client.get(
+        "/v1/users/alice/context",
+        params={"purpose": "personalization", "q": "school"},
+        headers=bearer(assistant_token),
+    )
+    assert recalled.json()["unindexed"] == 0
+    embedder = runtime.memories.recall.embedder
+    assert embedder is not None
+    vectors = [vector_bytes(v) for v in normalised(embedder.embed(KNOWN))]
 
     needles = [s.encode() for s in [*KNOWN, SOURCE]]
     needles += [s.encode("utf-16-le") for s in KNOWN]
     needles += [assistant_token.encode(), alice_token.encode()]
     needles += [b"window seats", b"Ingrid", b"medication", b"canary"]
+    # The vectors: whole, and any 16 bytes of them (four float32s).
+    needles += vectors + [v[at : at + 16] for v in vectors for at in range(0, len(v), 256)]
     files = service_files(settings)
     for path in files:
         data = path.read_bytes()
