@@ -32,7 +32,7 @@ from memory_store.policy.catalogue import Catalogue
 from memory_store.runtime import Runtime, open_engines, open_runtime
 from memory_store.storage import migrate
 from memory_store.storage.availability import DATABASE_ERRORS, describe, store_exists
-from memory_store.storage.memories import LegacyCiphertexts
+from memory_store.storage.legacy_ciphertexts import LegacyCiphertexts
 from memory_store.storage.rawdb import RawDB
 from memory_store.trail.log import CheckpointRefused
 

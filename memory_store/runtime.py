@@ -25,8 +25,8 @@ from memory_store.services.consents import ConsentService
 from memory_store.services.container import Services
 from memory_store.services.cursors import Cursors
 from memory_store.services.erasures import ErasureLog
-from memory_store.services.items import ItemService
 from memory_store.services.indexer import Indexer
+from memory_store.services.items import ItemService
 from memory_store.services.keys import KeyService
 from memory_store.services.memories import MemoryService
 from memory_store.services.recall import Recall
@@ -44,7 +44,8 @@ from memory_store.storage.eraser import Eraser
 from memory_store.storage.group_commit import GroupCommitter
 from memory_store.storage.items import ItemRepository
 from memory_store.storage.keystore import KeyStore
-from memory_store.storage.memories import LegacyCiphertexts, MemoryRepository
+from memory_store.storage.legacy_ciphertexts import LegacyCiphertexts
+from memory_store.storage.memories import MemoryRepository
 from memory_store.storage.rawdb import RawDB, close_thread_connections
 from memory_store.storage.tokens import TokenRepository
 from memory_store.trail.log import AuditLog
@@ -182,6 +183,23 @@ def open_engines(settings: Settings) -> dict[str, Engine]:
     }
 
 
+def _open_audit_log(settings: Settings, engine: Engine, signing_key: SigningKey) -> AuditLog:
+    """The trail's writer, its checkpoints and the witnesses they are published to."""
+    witness_url = settings.audit_witness_url
+    witnesses = Witnesses(
+        WitnessDirectory(settings.resolved_audit_witness_dir()),
+        WitnessPoster(witness_url.get_secret_value()) if witness_url is not None else None,
+    )
+    return AuditLog(
+        engine,
+        signing_key,
+        witnesses=witnesses,
+        checkpoint_every=settings.audit_checkpoint_every,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+        beside_memories=settings.trail_beside_memories(),
+    )
+
+
 def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> Runtime:
     """Open (and on first run create) the databases, the key file and the signing key.
     `schema` (default: "upgrade", or "check" when MEMORY_STORE_MIGRATE_ON_START=false) says
@@ -213,19 +231,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
     signing_key = _open_signing_key(settings, audit_store)
     catalogue = Catalogue.load(settings.policy_dir / "catalogue.toml")
     policy = Policy(settings.policy_dir, catalogue)
-    witness_url = settings.audit_witness_url
-    witnesses = Witnesses(
-        WitnessDirectory(settings.resolved_audit_witness_dir()),
-        WitnessPoster(witness_url.get_secret_value()) if witness_url is not None else None,
-    )
-    audit_log = AuditLog(
-        audit_engine,
-        signing_key,
-        witnesses=witnesses,
-        checkpoint_every=settings.audit_checkpoint_every,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
-        beside_memories=settings.trail_beside_memories(),
-    )
+    audit_log = _open_audit_log(settings, audit_engine, signing_key)
     auditor = Auditor(audit_log, keyring, signing_key.derive_secret(STRANGER_PSEUDONYMS))
     memory_raw = RawDB(engine)
     memory_writer = GroupCommitter(engine, name="memory-writer")
@@ -294,7 +300,7 @@ def open_runtime(settings: Settings, *, schema: SchemaAction | None = None) -> R
         policy,
         auditor,
         token_repository,
-        witnesses.directory,
+        audit_log.witness_directory,
         cursors,
     )
     return Runtime(

@@ -24,7 +24,8 @@ from memory_store.keys.keyring import DataKeyring
 from memory_store.keys.payload import open_older_payload, seal_payload
 from memory_store.logging import get_logger
 from memory_store.services.memory_access import earlier_binding, memory_binding
-from memory_store.storage.memories import LegacyCiphertexts, MemoryRow, MemoryVersionRow
+from memory_store.storage.legacy_ciphertexts import LegacyCiphertexts
+from memory_store.storage.memories import MemoryRow, MemoryVersionRow
 
 _log = get_logger("memory_store.reencryption")
 BATCH = 500

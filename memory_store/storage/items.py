@@ -15,7 +15,7 @@ from memory_store.storage.memories import (
     _MARKS,
     _MEMORY_NOT_ERASED,
     _MEMORY_TIMES,
-    _SELECT,
+    SELECT_MEMORIES,
     MemoryRow,
     memory_row,
 )
@@ -36,14 +36,15 @@ class ItemRepository:
     def find(self, user_id: str, lookup: str) -> MemoryRow | None:
         """The item of `user_id` with this lookup hash, expired or not, or None."""
         values = self._raw.one(
-            _SELECT + "WHERE user_id = ? AND lookup = ?" + _MEMORY_NOT_ERASED, (user_id, lookup)
+            SELECT_MEMORIES + "WHERE user_id = ? AND lookup = ?" + _MEMORY_NOT_ERASED,
+            (user_id, lookup),
         )
         return memory_row(self._raw, values) if values is not None else None
 
     def live(self, user_id: str, *, now: datetime) -> list[MemoryRow]:
         """Every live keyed item of the user, last changed first."""
         rows = self._raw.all(
-            _SELECT
+            SELECT_MEMORIES
             + "WHERE user_id = ? AND lookup IS NOT NULL AND expires_at > ?"
             + _MEMORY_NOT_ERASED
             + " ORDER BY updated_at DESC, id DESC",

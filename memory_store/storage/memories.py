@@ -61,8 +61,8 @@ _MEMORY_TIMES = (6, 7, 8)  # created_at, updated_at, expires_at
 _VERSION_TIMES = (6, 7, 8)  # expires_at, valid_from, valid_until
 
 # Fixed SQL; only placeholders are ever added to these strings.
-_SELECT = f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories "  # noqa: S608 (fixed names)
-_SELECT_VERSIONS = f"SELECT {', '.join(VERSION_COLUMNS)} FROM memory_versions "  # noqa: S608
+SELECT_MEMORIES = f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories "  # noqa: S608 (fixed names)
+SELECT_VERSIONS = f"SELECT {', '.join(VERSION_COLUMNS)} FROM memory_versions "  # noqa: S608
 _NOT_ERASED = (
     " AND NOT EXISTS (SELECT 1 FROM memory_erasures e "
     "WHERE e.user_id = {table}.user_id AND e.key_id = {table}.key_id)"
@@ -86,7 +86,7 @@ _INSERT_VERSION = (
 
 
 def memory_row(raw: RawDB, values: Sequence[Any]) -> MemoryRow:
-    """A row of `_SELECT`."""
+    """A row of `SELECT_MEMORIES`."""
     read_time = raw.read_time
     return MemoryRow(
         values[0],
@@ -103,7 +103,7 @@ def memory_row(raw: RawDB, values: Sequence[Any]) -> MemoryRow:
 
 
 def version_row(raw: RawDB, values: Sequence[Any]) -> MemoryVersionRow:
-    """A row of `_SELECT_VERSIONS`."""
+    """A row of `SELECT_VERSIONS`."""
     read_time = raw.read_time
     return MemoryVersionRow(
         values[0],
@@ -192,7 +192,8 @@ class MemoryRepository:
     def get(self, user_id: str, memory_id: str) -> MemoryRow | None:
         """One memory of `user_id`, expired or not (the policy decides), or None."""
         values = self._raw.one(
-            _SELECT + "WHERE user_id = ? AND id = ?" + _MEMORY_NOT_ERASED, (user_id, memory_id)
+            SELECT_MEMORIES + "WHERE user_id = ? AND id = ?" + _MEMORY_NOT_ERASED,
+            (user_id, memory_id),
         )
         return self._row(values) if values is not None else None
 
@@ -213,7 +214,7 @@ class MemoryRepository:
         raw = self._raw
         marks = ", ".join("?" * len(categories))
         statement = (
-            _SELECT
+            SELECT_MEMORIES
             + f"WHERE user_id = ? AND expires_at > ? AND category IN ({marks})"
             + _MEMORY_NOT_ERASED
         )
@@ -248,7 +249,7 @@ class MemoryRepository:
     def versions(self, user_id: str, memory_id: str) -> list[MemoryVersionRow]:
         """Earlier versions of one memory, newest first."""
         rows = self._raw.all(
-            _SELECT_VERSIONS
+            SELECT_VERSIONS
             + "WHERE user_id = ? AND memory_id = ?"
             + _VERSION_NOT_ERASED
             + " ORDER BY version DESC",
@@ -259,7 +260,7 @@ class MemoryRepository:
     def all_versions(self, user_id: str) -> list[MemoryVersionRow]:
         """Every earlier version of every memory of the user, by memory, newest first."""
         rows = self._raw.all(
-            _SELECT_VERSIONS
+            SELECT_VERSIONS
             + "WHERE user_id = ?"
             + _VERSION_NOT_ERASED
             + " ORDER BY memory_id, version DESC",
@@ -270,7 +271,7 @@ class MemoryRepository:
     def live(self, user_id: str, *, now: datetime) -> list[MemoryRow]:
         """Every live memory of the user, newest first (for an export or a ranking)."""
         rows = self._raw.all(
-            _SELECT
+            SELECT_MEMORIES
             + "WHERE user_id = ? AND expires_at > ?"
             + _MEMORY_NOT_ERASED
             + " ORDER BY created_at DESC, id DESC",
@@ -319,71 +320,6 @@ class MemoryRepository:
                 (*memory_ids, at),
             )
             return int(cursor.rowcount)
-
-
-class LegacyCiphertexts:
-    """The store's content format, and the rows still encrypted in an older one: what the
-    re-encryption (services/reencryption.py) reads and replaces."""
-
-    def __init__(self, raw: RawDB) -> None:
-        self._raw = raw
-
-    def content_format(self) -> int:
-        row = self._raw.one("SELECT content_format FROM store_format WHERE id = 1", ())
-        return int(row[0]) if row is not None else 1
-
-    def set_content_format(self, content_format: int) -> None:
-        self._raw.execute(
-            "UPDATE store_format SET content_format = ? WHERE id = 1", (content_format,)
-        )
-
-    def memories(self, first_byte: int, *, after: str, limit: int) -> list[MemoryRow]:
-        """Memories whose ciphertext starts with `first_byte` (its format), by id after
-        `after`."""
-        rows = self._raw.all(
-            _SELECT + "WHERE id > ? AND substr(ciphertext, 1, 1) = ? ORDER BY id LIMIT ?",
-            (after, bytes([first_byte]), limit),
-        )
-        return [memory_row(self._raw, values) for values in rows]
-
-    def versions(
-        self, first_byte: int, *, after: tuple[str, int], limit: int
-    ) -> list[MemoryVersionRow]:
-        """Earlier versions whose ciphertext starts with `first_byte`, by (memory id,
-        version) after `after`."""
-        rows = self._raw.all(
-            _SELECT_VERSIONS + "WHERE (memory_id > ? OR (memory_id = ? AND version > ?)) "
-            "AND substr(ciphertext, 1, 1) = ? ORDER BY memory_id, version LIMIT ?",
-            (after[0], after[0], after[1], bytes([first_byte]), limit),
-        )
-        return [version_row(self._raw, values) for values in rows]
-
-    def replace(
-        self,
-        memories: Sequence[tuple[MemoryRow, bytes]],
-        versions: Sequence[tuple[MemoryVersionRow, bytes]],
-    ) -> int:
-        """Give each row its new ciphertext, in one transaction, unless the row changed
-        meanwhile (then it is left for the next pass). Returns how many were replaced."""
-        raw = self._raw
-        done = 0
-        with raw.transaction() as cursor:
-            for row, ciphertext in memories:
-                cursor.execute(
-                    raw.sql("UPDATE memories SET ciphertext = ? WHERE id = ? AND ciphertext = ?"),
-                    (ciphertext, row.id, row.ciphertext),
-                )
-                done += cursor.rowcount
-            for version, ciphertext in versions:
-                cursor.execute(
-                    raw.sql(
-                        "UPDATE memory_versions SET ciphertext = ? "
-                        "WHERE memory_id = ? AND version = ? AND ciphertext = ?"
-                    ),
-                    (ciphertext, version.memory_id, version.version, version.ciphertext),
-                )
-                done += cursor.rowcount
-        return done
 
 
 def delete_memories(raw: RawDB, cursor: Any, user_id: str, memory_ids: Sequence[str]) -> int:
