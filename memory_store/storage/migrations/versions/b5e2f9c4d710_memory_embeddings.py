@@ -1,7 +1,7 @@
 """memory embeddings: each memory version's recall vector, sealed under its item key
 
 Revision ID: b5e2f9c4d710
-Revises: c1d4e6f8a203
+Revises: 9b3e7c1d5a60
 Create Date: 2026-12-01 21:45:00
 """
 
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "b5e2f9c4d710"
-down_revision: str | None = "c1d4e6f8a203"
+down_revision: str | None = "9b3e7c1d5a60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
