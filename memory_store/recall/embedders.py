@@ -46,7 +46,7 @@ class WordLlamaEmbedder:
     dims = 256
 
     def __init__(self) -> None:
-        import wordllama  # type: ignore[import-untyped]  # noqa: PLC0415 (only if chosen)
+        import wordllama  # noqa: PLC0415 (only if chosen; in the bench extra)
 
         # The wheel holds the model and its tokenizer; the default loader looks for the
         # tokenizer elsewhere and would download it, so point it at the package's folder.
