@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from memory_store.errors import StorageUnavailable
 from memory_store.pending import Pending
-from memory_store.storage.group_commit import GroupCommitter, WriteFailed
+from memory_store.storage.group_commit import GroupCommitter
 from memory_store.storage.memories import (
     _INSERT,
     _MARKS,
@@ -18,6 +17,7 @@ from memory_store.storage.memories import (
     SELECT_MEMORIES,
     MemoryRow,
     memory_row,
+    queue_job,
 )
 from memory_store.storage.rawdb import RawDB
 
@@ -71,17 +71,4 @@ class ItemRepository:
             stored: bool = cursor.rowcount == 1
             return stored
 
-        writer = self._writer
-        try:
-            done = writer.enqueue(job)
-        except WriteFailed as failed:
-            raise StorageUnavailable() from failed
-
-        def outcome() -> bool:
-            try:
-                stored: bool = writer.wait(done)
-            except WriteFailed as failed:
-                raise StorageUnavailable() from failed
-            return stored
-
-        return Pending(done, outcome)
+        return queue_job(self._writer, job)

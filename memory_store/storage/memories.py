@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from memory_store.errors import StorageUnavailable
 from memory_store.pending import Pending
 from memory_store.storage.group_commit import GroupCommitter, Job, WriteFailed
 from memory_store.storage.rawdb import RawDB
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,24 @@ def version_row(raw: RawDB, values: Sequence[Any]) -> MemoryVersionRow:
     )
 
 
+def queue_job(writer: GroupCommitter, job: Job[T]) -> Pending[T]:
+    """`job` queued for the writer's next group commit; its outcome once committed
+    (StorageUnavailable when the commit fails)."""
+    try:
+        done = writer.enqueue(job)
+    except WriteFailed as failed:
+        raise StorageUnavailable() from failed
+
+    def outcome() -> T:
+        try:
+            result: T = writer.wait(done)
+        except WriteFailed as failed:
+            raise StorageUnavailable() from failed
+        return result
+
+    return Pending(done, outcome)
+
+
 class MemoryRepository:
     def __init__(self, raw: RawDB, writer: GroupCommitter) -> None:
         self._raw = raw
@@ -143,21 +163,7 @@ class MemoryRepository:
 
     def begin_insert(self, memory: MemoryRow, *, max_per_user: int | None = None) -> Pending[bool]:
         """`insert`, queued for the next group commit; the outcome is whether it was stored."""
-        job = self.insert_job(memory, max_per_user=max_per_user)
-        writer = self._writer
-        try:
-            done = writer.enqueue(job)
-        except WriteFailed as failed:
-            raise StorageUnavailable() from failed
-
-        def outcome() -> bool:
-            try:
-                stored: bool = writer.wait(done)
-            except WriteFailed as failed:
-                raise StorageUnavailable() from failed
-            return stored
-
-        return Pending(done, outcome)
+        return queue_job(self._writer, self.insert_job(memory, max_per_user=max_per_user))
 
     def insert_job(self, memory: MemoryRow, *, max_per_user: int | None = None) -> Job[bool]:
         """The insert's statements, for a group commit to run on its cursor: whether the row
