@@ -79,7 +79,7 @@ def hit_rates(name: str, data: dict[str, Any]) -> tuple[dict[tuple[str, str], fl
                 ids[i] for i in sorted(range(len(ids)), key=lambda i: -lexical[i]) if lexical[i] > 0
             ],
             "vector": [ids[i] for i in sorted(range(len(ids)), key=lambda i: -(cosines[i] or 0))],
-            "hybrid": [ids[r.index] for r in fuse(query_terms, bags, cosines, floor=floor)],
+            "hybrid": [ids[r.index] for r in fuse(lexical, cosines, floor=floor)],
         }
         for kind in ("all", query["kind"]):
             totals[kind] += 1

@@ -103,8 +103,11 @@ def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
     workers = args.workers or settings.workers
     if workers == 1:
         app = create_app(settings)
-        _banner(settings, host, port, new=new)
-        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        try:
+            _banner(settings, host, port, new=new)
+            uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        finally:  # the app's shutdown closes it; not if the server stopped before starting it
+            app.state.runtime.close()
         return 0
     # Several processes share the listening socket. This one supervises them: it opens the
     # runtime first, so that the migrations, the key file and the signing key are done once,

@@ -3,7 +3,7 @@ CLI and the MCP server share. The one module that knows every room."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -90,6 +90,7 @@ class Runtime:
     keystore_writer: GroupCommitter
     items: ItemService
     indexer: Indexer
+    closed: bool = field(default=False, init=False)
 
     @property
     def services(self) -> Services:
@@ -119,7 +120,10 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the sweeper, the indexer, the key rotation and the eraser, flush the audit
-        trail (and sign its end), then release the databases."""
+        trail (and sign its end), then release the databases. Closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         self.sweeper.close()
         self.indexer.close()
         self.memories.recall.close()

@@ -8,13 +8,11 @@ scores, are fused: BM25 scores and cosines are on scales that do not compare.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from memory_store.recall.bm25 import bm25_bags
 from memory_store.recall.embedders import Matrix
 
 K = 60  # RRF's constant (Cormack et al., 2009): damps the weight of the very first ranks
@@ -28,28 +26,31 @@ class Ranked:
     similarity: float | None  # cosine to the question (None: no vector for it yet)
 
 
-def similarities(query: Matrix, vectors: Sequence[Matrix | None]) -> list[float | None]:
-    """The cosine of each vector (unit length) with the query's (None where there is none)."""
+def similarities(
+    query: Matrix, vectors: Sequence[Matrix | None], stacked: Matrix | None = None
+) -> list[float | None]:
+    """The cosine of each vector (unit length) with the query's (None where there is none).
+    `stacked`: the vectors there are, already stacked (recall/index.py keeps the last)."""
     present = [i for i, vector in enumerate(vectors) if vector is not None]
     found: list[float | None] = [None] * len(vectors)
     if present:
-        matrix = np.stack([vectors[i] for i in present])  # type: ignore[misc]
-        for i, value in zip(present, (matrix @ query).tolist(), strict=True):
+        if stacked is None:
+            stacked = np.stack([vector for vector in vectors if vector is not None])
+        for i, value in zip(present, (stacked @ query).tolist(), strict=True):
             found[i] = float(value)
     return found
 
 
 def fuse(
-    query_terms: set[str],
-    bags: Sequence[Counter[str]],
+    lexical: Sequence[float],
     cosines: Sequence[float | None],
     *,
     floor: float,
     lexical_weight: float = 1.0,
     vector_weight: float = 1.0,
 ) -> list[Ranked]:
-    """The relevant candidates, best first (ties: the earlier candidate, i.e. the newer)."""
-    lexical = bm25_bags(query_terms, bags)
+    """The relevant candidates, best first (ties: the earlier candidate, i.e. the newer),
+    from each one's BM25 score (recall/bm25.py) and cosine."""
     fused: dict[int, float] = {}
     by_lexical = sorted((i for i, s in enumerate(lexical) if s > 0), key=lambda i: -lexical[i])
     for rank, i in enumerate(by_lexical):

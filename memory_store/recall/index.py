@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from memory_store.recall.embedders import Matrix
 
@@ -26,10 +29,23 @@ class Entry:
 class UserIndex:
     stamp: object  # what the entries were opened under (the data key's id and issue)
     entries: dict[str, Entry] = field(default_factory=dict)
+    # The last vectors stacked into one matrix, with the (id, version)s of its rows: a
+    # user's next question is most often asked of the same memories, and stacking 1,000
+    # vectors costs more than the product.
+    _stacked: tuple[list[tuple[str, int]], Matrix] | None = None
 
     def current(self, memory_id: str, version: int) -> Entry | None:
         entry = self.entries.get(memory_id)
         return entry if entry is not None and entry.version == version else None
+
+    def stacked(self, present: list[tuple[str, int]], vectors: Sequence[Matrix | None]) -> Matrix:
+        """The vectors there are of `vectors` (those of `present`, in order), one per row."""
+        last = self._stacked  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] == present:
+            return last[1]
+        matrix: Matrix = np.stack([vector for vector in vectors if vector is not None])
+        self._stacked = (present, matrix)
+        return matrix
 
 
 class RecallIndex:

@@ -19,9 +19,7 @@ from typing import Any
 from memory_store.clock import utc_now
 from memory_store.domain import AuditAction, Principal
 from memory_store.errors import (
-    DecryptionError,
     InvalidRequest,
-    KeysUnavailable,
     MemoryUnreadable,
     StorageUnavailable,
 )
@@ -38,7 +36,7 @@ from memory_store.item_schemas import (
 from memory_store.keys.envelope import UserKey, new_item_key
 from memory_store.keys.lookup import ItemLookup, lookup_hash
 from memory_store.keys.payload import seal_payload
-from memory_store.policy import AccessRequest, Action, refuse_secrets
+from memory_store.policy import AccessRequest, Action
 from memory_store.recall.bm25 import bm25
 from memory_store.recall.filters import UnknownOperator, check_filter, matches
 from memory_store.schemas import Erasure
@@ -48,7 +46,7 @@ from memory_store.services.memory_access import (
     not_found,
     open_row_item,
 )
-from memory_store.services.memory_writes import MemoryWrites, new_expiry, new_memory_id
+from memory_store.services.memory_writes import MemoryWrites, new_memory_id
 from memory_store.storage.items import ItemRepository
 from memory_store.storage.memories import MemoryRow, MemoryVersionRow
 
@@ -111,25 +109,9 @@ class ItemService(MemoryWrites):
         self, principal: Principal, user_id: str, purpose: str, body: ItemPut
     ) -> tuple[ItemPublic, bool]:
         """Create the item, or replace its value as a new version. Also whether it was new."""
-        action = AuditAction.memory_write
-        self._catalogue.purpose(purpose)
-        category = self._catalogue.category(body.category)
-        refuse_secrets(*body.namespace, body.key, *_strings(body.value))
-        request = AccessRequest(
-            principal,
-            Action.memory_write,
-            user_id,
-            purpose,
-            category.name,
-            facts=self._consents.facts(user_id),
-        )
-        self._guard.check(request, action)
-        now = utc_now()
-        expires_at = new_expiry(category, body.expires_at, now)
-        try:
-            key = self._keyring.key_for_write(user_id)
-        except DecryptionError:
-            raise KeysUnavailable("This user's data key cannot be opened") from None
+        texts = [*body.namespace, body.key, *_strings(body.value)]
+        gated = self._gate_write(principal, user_id, purpose, body.category, body.expires_at, texts)
+        request, now, expires_at, key = gated.request, gated.now, gated.expires_at, gated.key
         lookup = lookup_hash(self._lookup.secret_for_write(key), body.namespace, body.key)
         named = {"namespace": body.namespace, "key": body.key, "value": body.value}
         content = item_content(body.value)

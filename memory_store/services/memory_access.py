@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -30,6 +30,19 @@ _log = get_logger("memory_store.memories")
 
 
 T = TypeVar("T")
+
+
+class Placed(Protocol):
+    """What the policy decides a stored memory (or item) on: its category and expiry."""
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+P = TypeVar("P", bound=Placed)
 
 
 class Disclosure(Generic[T]):
@@ -110,9 +123,7 @@ class MemoryAccess:
         self._guard.check(on_row, action, [row.id])
         return row
 
-    def _visible(
-        self, request: AccessRequest, rows: Sequence[MemoryRow], now: datetime
-    ) -> list[MemoryRow]:
+    def _visible(self, request: AccessRequest, rows: Sequence[P], now: datetime) -> list[P]:
         """The rows the policy lets this request see, each decided on its own category and
         expiry (cached decisions, so this is cheap)."""
         decided: dict[tuple[str, bool], bool] = {}  # a page has few (category, expired) pairs

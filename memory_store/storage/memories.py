@@ -42,6 +42,16 @@ class MemoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryHead:
+    """What ranking needs of a live memory before choosing it: no ciphertext, one time."""
+
+    id: str
+    version: int
+    category: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryVersionRow:
     """One row of `memory_versions` (tables.MemoryVersion): an earlier version of a memory,
     kept when it is edited and deleted with it."""
@@ -71,6 +81,7 @@ _NOT_ERASED = (
 )
 _MEMORY_NOT_ERASED = _NOT_ERASED.format(table="memories")
 _VERSION_NOT_ERASED = _NOT_ERASED.format(table="memory_versions")
+_IDS_AT_ONCE = 500  # ids in one IN (...): well under every driver's limit on parameters
 _INSERT = f"INSERT INTO memories ({', '.join(MEMORY_COLUMNS)}) "
 _MARKS = ", ".join("?" * len(MEMORY_COLUMNS))
 # The insert, only while the user (the last parameter) has fewer memories than the one before.
@@ -284,6 +295,30 @@ class MemoryRepository:
             (user_id, self._raw.time(now)),
         )
         return [self._row(values) for values in rows]
+
+    def heads(self, user_id: str, *, now: datetime) -> list[MemoryHead]:
+        """`live`, without the ciphertexts: what a ranking reads of every memory."""
+        read_time = self._raw.read_time
+        rows = self._raw.all(
+            "SELECT id, version, category, expires_at FROM memories "  # noqa: S608 (fixed)
+            "WHERE user_id = ? AND expires_at > ?"
+            + _MEMORY_NOT_ERASED
+            + " ORDER BY created_at DESC, id DESC",
+            (user_id, self._raw.time(now)),
+        )
+        return [MemoryHead(row[0], row[1], row[2], read_time(row[3])) for row in rows]
+
+    def some(self, user_id: str, memory_ids: Sequence[str]) -> list[MemoryRow]:
+        """The memories of `user_id` among `memory_ids` (those still there), in no order."""
+        found: list[MemoryRow] = []
+        for start in range(0, len(memory_ids), _IDS_AT_ONCE):
+            chunk = memory_ids[start : start + _IDS_AT_ONCE]
+            marks = ", ".join("?" * len(chunk))
+            statement = (
+                SELECT_MEMORIES + f"WHERE user_id = ? AND id IN ({marks})" + _MEMORY_NOT_ERASED
+            )
+            found += [self._row(values) for values in self._raw.all(statement, [user_id, *chunk])]
+        return found
 
     def delete(self, user_id: str, memory_ids: Sequence[str]) -> int:
         """Delete memories of `user_id` and their history, for good. Returns how many."""

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -189,9 +190,13 @@ def test_serve_says_where_the_page_and_the_docs_are_and_how_to_get_a_token(
 
     monkeypatch.setattr("uvicorn.Server.run", run_server)
     port = free_port()
+    erasers = {t for t in threading.enumerate() if t.name == "memory-store-eraser"}
     code, out, _ = run(capsys, "serve", "--port", str(port))
     assert code == 0
     assert len(ran) == 1
+    # The server stopped before its start-up ran: `serve` closed the store all the same.
+    left = {t for t in threading.enumerate() if t.name == "memory-store-eraser" and t.is_alive()}
+    assert left <= erasers
     assert f"http://127.0.0.1:{port}/ui/" in out
     assert f"http://127.0.0.1:{port}/docs" in out
     assert "memory-store tokens create --role user --user" in out

@@ -114,6 +114,39 @@ def test_withdrawn_consent_takes_memories_out_of_recall_before_ranking(
     assert cat not in ids(recalled["structuredContent"], "memories")
 
 
+def test_a_memory_edited_after_ranking_read_it_is_left_out_of_the_answer(
+    client: TestClient,
+    runtime: Runtime,
+    assistant_token: str,
+    alice_token: str,
+    cat: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ranking reads the memories' heads (no ciphertext), then the chosen rows: one that
+    moved on in between (here into a category the purpose may not use) is not disclosed,
+    neither as it was ranked nor as it is now."""
+    assert ids(context(client, assistant_token, "what pets does she have?"))[0] == cat  # warm
+    memories = runtime.memories._memories
+    heads = memories.heads
+
+    def heads_then_an_edit(user_id: str, **kwargs: object) -> object:
+        found = heads(user_id, **kwargs)  # type: ignore[arg-type]
+        edited = client.patch(
+            f"/v1/me/memories/{cat}",
+            json={"content": "Diagnosed with asthma", "category": "health"},
+            headers=bearer(alice_token),
+        )
+        assert edited.status_code == 200, edited.text
+        return found
+
+    monkeypatch.setattr(memories, "heads", heads_then_an_edit)
+    found = context(client, assistant_token, "what pets does she have?", limit=3)
+    assert cat not in ids(found)
+    assert "asthma" not in str(found) and "Miso" not in str(found)
+    monkeypatch.undo()
+    assert cat not in ids(context(client, assistant_token, "what pets does she have?"))
+
+
 def test_key_rotation_drops_every_users_index(
     client: TestClient, runtime: Runtime, assistant_token: str, cat: str
 ) -> None:
