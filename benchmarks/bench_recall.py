@@ -8,7 +8,8 @@
    service ranks), for the configured embedder and for each built-in candidate, with what
    each costs (load, one question, one memory).
 2. The same hit rate through `/context`'s use case (MemoryService.context: the policy, the
-   encrypted vectors, the index), top-3.
+   encrypted vectors, the index), top-3; and how often it says that nothing is relevant
+   (`match: none`) to the set's `unrelated` questions, asked of every user.
 3. `/context` in-process (MemoryService.context, SQLite) for a user with 1,000 memories: the
    p50 with the user's recall index warm, and the first call with it cold (dropped, as
    after a forget or an eviction); the indexer's lag after the writes, and its catch-up.
@@ -168,6 +169,16 @@ def _through_the_service(tmp: Path, data: dict[str, Any]) -> list[Row]:
                 hits[kind] += hit
                 totals[kind] += 1
         rate = hits["all"] / totals["all"]
+        # Questions about nothing the user said: the answer should say so (match "none").
+        users = sorted({memory["user"] for memory in data["memories"]})
+        said_none = [
+            runtime.memories.context(
+                ASSISTANT, user, PURPOSE, q=question, limit=3, max_chars=10_000
+            ).match
+            == "none"
+            for user in users
+            for question in data["unrelated"]
+        ]
         return [
             Row("/context top-3, all", rate, "rate", target(rate >= 0.90, ">= 0.90")),
             Row(
@@ -175,6 +186,12 @@ def _through_the_service(tmp: Path, data: dict[str, Any]) -> list[Row]:
                 hits["paraphrase"] / totals["paraphrase"],
                 "rate",
                 "through the service",
+            ),
+            Row(
+                "/context says none, unrelated questions",
+                sum(said_none) / len(said_none),
+                "rate",
+                f"{len(data['unrelated'])} questions x {len(users)} users",
             ),
         ]
     finally:
