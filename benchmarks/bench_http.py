@@ -185,6 +185,9 @@ def prepare(settings: Settings) -> tuple[str, str]:
 
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(write, range(MEMORIES)))
+        # Embedded now, so that the server's indexer is not catching up (a core's worth of
+        # work for a few seconds) while the first reads are measured; writes still feed it.
+        runtime.indexer.catch_up()
     finally:
         runtime.close()
     return issued.token, ids[0]
