@@ -43,6 +43,9 @@ def test_the_wheel_holds_the_server_the_command_its_data_and_the_licence(wheel: 
         assert expected in names, expected
     assert any(name.startswith("memory_store/storage/migrations/") for name in names)
     assert not any(name.startswith("tests/") for name in names)
+    # Nothing a merge, an editor or a run leaves behind (an .orig copy shipped once).
+    strays = (".orig", ".rej", ".bak", ".pyc", ".db", "~")
+    assert [name for name in names if name.endswith(strays)] == []
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "memory-store = memory_store.cli:main" in entry_points
