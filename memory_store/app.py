@@ -31,7 +31,11 @@ from memory_store.api import (
 )
 from memory_store.api.deps import ProblemDetails
 from memory_store.api.limits import Limits, RateLimiter
-from memory_store.api.middleware import RequestContextMiddleware, UISecurityHeadersMiddleware
+from memory_store.api.middleware import (
+    DOCS_SECURITY_HEADERS,
+    RequestContextMiddleware,
+    UISecurityHeadersMiddleware,
+)
 from memory_store.api.openapi import improve, operation_id
 from memory_store.api.problems import install_handlers
 from memory_store.config import Settings
@@ -195,23 +199,29 @@ def mount_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def _swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title=f"{app.title} - API",
             swagger_js_url=f"{DOCS_PREFIX}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_PREFIX}/swagger-ui.css",
             swagger_favicon_url="/favicon.ico",
+            # No badge from swagger.io's validator, which would be sent this API's address.
+            swagger_ui_parameters={"validatorUrl": None},
         )
+        page.headers.update(DOCS_SECURITY_HEADERS)
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def _redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url="/openapi.json",
             title=f"{app.title} - API",
             redoc_js_url=f"{DOCS_PREFIX}/redoc.standalone.js",
             redoc_favicon_url="/favicon.ico",
             with_google_fonts=False,
         )
+        page.headers.update(DOCS_SECURITY_HEADERS)
+        return page
 
     @app.get("/", include_in_schema=False)
     async def _home() -> RedirectResponse:

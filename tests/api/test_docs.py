@@ -143,6 +143,14 @@ def test_docs_load_their_assets_from_this_server(client: TestClient) -> None:
         for source in sources:
             assert source.startswith("/"), f"{path} loads {source}"
             assert client.get(source).status_code == 200, source
+        # And the page's policy lets it load nothing from elsewhere, whatever its scripts ask.
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in page.headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:"
+        assert "http" not in page.headers["content-security-policy"]
+    assert '"validatorUrl": null' in client.get("/docs").text  # no badge from swagger.io
 
 
 def test_the_root_leads_to_the_users_page_and_there_is_a_favicon(client: TestClient) -> None:
