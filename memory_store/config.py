@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Run the database migrations when the service starts."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="Let FastAPI emit OpenTelemetry spans, metrics and logs for each request "
+        "to the providers the process configures. Off by default: a span names the request's "
+        "path, and the path names the user; and the check alone costs every request.",
+    )
     retention_sweep_seconds: float = Field(
         default=300, ge=0, description="How often the server purges expired memories; 0: never."
     )

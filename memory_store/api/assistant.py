@@ -18,8 +18,11 @@ from memory_store.api.deps import (
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
 from memory_store.api.responses import model_response
+from memory_store.domain import Principal
 from memory_store.pending import run_steps_async, run_steps_off_loop
 from memory_store.schemas import ContextResult, MemoryCreate, MemoryPage, MemoryPublic
+from memory_store.services.container import Services
+from memory_store.services.memories import ListQuery
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["assistant"])
 
@@ -38,13 +41,7 @@ async def write_memory(
     services: ServicesDep,
 ) -> Response:
     """Store a new memory about `user_id`, encrypted under that user's key."""
-    steps = services.memories.write_steps(principal, user_id, purpose, body)
-    if services.inline_reads:  # checks inline; each commit awaited, holding no thread
-        memory = await run_steps_async(steps)
-    else:  # checks in a thread; each commit awaited on the loop, holding no thread
-        memory = await run_steps_off_loop(steps)
-    location = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
-    return model_response(memory, status_code=201, headers={"Location": location})
+    return await write_answer(services, principal, user_id, purpose, body)
 
 
 @router.get("", response_model=MemoryPage, responses=problem_responses(401, 403, 404, 410, 422))
@@ -56,6 +53,44 @@ async def list_memories(
     services: ServicesDep,
 ) -> Response:
     """The user's memories that `purpose` may use, newest first."""
+    return await list_answer(services, principal, user_id, purpose, query)
+
+
+@router.get(
+    "/{memory_id}",
+    response_model=MemoryPublic,
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def get_memory(
+    user_id: UserIdPath,
+    memory_id: MemoryIdPath,
+    purpose: PurposeQuery,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> Response:
+    """One memory, if `purpose` may use its category."""
+    return await get_answer(services, principal, user_id, memory_id, purpose)
+
+
+# What the three routes above do once their parameters are parsed and the caller known:
+# FastAPI's routes and the hot-route dispatcher (hot_routes.py) both call these.
+
+
+async def write_answer(
+    services: Services, principal: Principal, user_id: str, purpose: str, body: MemoryCreate
+) -> Response:
+    steps = services.memories.write_steps(principal, user_id, purpose, body)
+    if services.inline_reads:  # checks inline; each commit awaited, holding no thread
+        memory = await run_steps_async(steps)
+    else:  # checks in a thread; each commit awaited on the loop, holding no thread
+        memory = await run_steps_off_loop(steps)
+    location = f"/v1/users/{user_id}/memories/{memory.id}?purpose={purpose}"
+    return model_response(memory, status_code=201, headers={"Location": location})
+
+
+async def list_answer(
+    services: Services, principal: Principal, user_id: str, purpose: str, query: ListQuery
+) -> Response:
     memories = services.memories
     if query.q:  # a search decrypts to match: in a thread
         page = await run_in_threadpool(
@@ -72,19 +107,9 @@ async def list_memories(
     return model_response(page)
 
 
-@router.get(
-    "/{memory_id}",
-    response_model=MemoryPublic,
-    responses=problem_responses(401, 403, 404, 410, 422),
-)
-async def get_memory(
-    user_id: UserIdPath,
-    memory_id: MemoryIdPath,
-    purpose: PurposeQuery,
-    principal: PrincipalDep,
-    services: ServicesDep,
+async def get_answer(
+    services: Services, principal: Principal, user_id: str, memory_id: str, purpose: str
 ) -> Response:
-    """One memory, if `purpose` may use its category."""
     memories = services.memories
     if services.inline_reads:
         pending = memories.begin_get_for_purpose(principal, user_id, memory_id, purpose)

@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from memory_store.api.limits import Limits
 from memory_store.domain import Principal, Role
@@ -95,12 +96,20 @@ async def get_principal(
 ) -> Principal:
     """The caller, from their bearer token. It stays a dependency, resolved before the
     parameters are validated, so that a caller without a valid token learns nothing about
-    the API beyond 401. On SQLite the token's lookup (one indexed read of a local file) runs
-    inline on the event loop: shorter than the hand-off to a thread and back. Elsewhere, and
-    for a refusal's record (a commit), it goes to a thread."""
-    limits: Limits = request.app.state.limits
+    the API beyond 401."""
     address = request.client.host if request.client else "-"
     authorization = request.headers.get("authorization")
+    limits: Limits = request.app.state.limits
+    return await principal_of(request.scope, services, limits, authorization, address)
+
+
+async def principal_of(
+    scope: Scope, services: Services, limits: Limits, authorization: str | None, address: str
+) -> Principal:
+    """`identify`, for a request on the event loop. On SQLite the token's lookup (one
+    indexed read of a local file) runs inline: shorter than the hand-off to a thread and
+    back. Elsewhere, and for a refusal's record (a commit), it goes to a thread. The caller
+    is kept in the request's state, for the record of a refusal should the request fail."""
     try:
         if services.inline_reads:
             principal = identify(services, limits, authorization, address)
@@ -109,7 +118,7 @@ async def get_principal(
     except Unauthenticated as problem:
         await run_in_threadpool(services.tokens.refuse, problem)
         raise
-    request.state.principal = principal  # for the refusal's record, should the request fail
+    scope.setdefault("state", {})["principal"] = principal
     return principal
 
 
@@ -125,13 +134,19 @@ PurposeQuery = Annotated[
 ]
 
 
+CategoryQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+SearchQuery = Annotated[
+    str | None, Query(min_length=1, max_length=256, description="Keywords, all must match.")
+]
+LimitQuery = Annotated[int, Query(ge=1, le=100)]
+CursorQuery = Annotated[str | None, Query(min_length=1, max_length=512)]
+
+
 async def list_query(
-    category: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=256, description="Keywords, all must match.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+    category: CategoryQuery = None,
+    q: SearchQuery = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
 ) -> ListQuery:
     return ListQuery(category=category, q=q, limit=limit, cursor=cursor)
 
