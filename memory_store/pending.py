@@ -6,6 +6,7 @@ the future, so that it holds no thread while the commit comes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -34,12 +35,29 @@ class Pending(Generic[T]):
 
 async def committed(future: Future[Any]) -> None:
     """Return once `future` is answered (or SETTLE_SECONDS have passed), holding no thread.
-    asyncio.wait, not wait_for: a time-out must not cancel the writer's future. Its outcome,
-    a failure included, is for the caller to take from `future` itself."""
-    waiter = asyncio.wrap_future(future)
-    await asyncio.wait({waiter}, timeout=SETTLE_SECONDS)
-    if waiter.done() and not waiter.cancelled():
-        waiter.exception()  # taken here, so asyncio does not report it as never retrieved
+    The writer's future is never cancelled from here: its outcome, a failure included, is
+    for the caller to take from `future` itself. (Leaner than asyncio.wrap_future and
+    asyncio.wait, which copy the outcome into a second future and build a set of tasks:
+    this is on every read's path.)"""
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    def wake_from_writer(_: object) -> None:  # in the writer's thread
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one waits
+            loop.call_soon_threadsafe(wake)
+
+    future.add_done_callback(wake_from_writer)
+    timer = loop.call_later(SETTLE_SECONDS, wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
 
 
 async def settled(pending: Pending[T]) -> T:
