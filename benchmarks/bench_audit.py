@@ -21,15 +21,19 @@ import statistics
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from audit import AuditRecord
 from benchmarks.common import Row, median_us
 from memory_store.config import Settings
-from memory_store.domain import Principal, Role
+from memory_store.domain import AuditAction, Principal, Role
 from memory_store.errors import ConsentRequired
 from memory_store.runtime import Runtime, open_runtime
 from memory_store.schemas import MemoryCreate
+from memory_store.storage.audit_writer import Changed
+from memory_store.storage.group_commit import Job
 from memory_store.trail.recorder import Auditor
 
 ASSISTANT = Principal(token_id="bench", name="bench", role=Role.assistant, user_id=None)
@@ -40,8 +44,21 @@ USERS = 8
 class NoopAuditSink:
     """Accepts every record at once and keeps none: the floor the real trail is set against."""
 
+    beside_memories = False  # so never asked to `begin_change`
+
     def append(self, record: AuditRecord) -> AuditRecord:
         return record
+
+    def begin_append(self, record: AuditRecord) -> Future[AuditRecord]:
+        done: Future[AuditRecord] = Future()
+        done.set_result(record)
+        return done
+
+    def begin_change(self, record: AuditRecord, change: Job[Any]) -> Future[Changed]:
+        raise NotImplementedError("the no-op trail is never beside the memories")
+
+    def result(self, done: Future[Any]) -> Any:
+        return done.result()
 
 
 def _prepare(runtime: Runtime) -> list[tuple[str, str]]:
@@ -116,7 +133,7 @@ def _append_rows(runtime: Runtime, tmp: Path, runs: int, calls: int) -> list[Row
         floor.execute("COMMIT")
 
     def append() -> None:
-        runtime.auditor.record(ASSISTANT, "bench.append", purpose="personalization")
+        runtime.auditor.record(ASSISTANT, AuditAction.memory_read, purpose="personalization")
 
     appended, floors, ratios = [], [], []
     for _ in range(runs):  # interleaved, as above

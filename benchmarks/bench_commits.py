@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -36,7 +37,7 @@ PURPOSE = "personalization"
 
 def _settings(directory: Path, urls: dict[str, str] | None, *, beside: bool) -> Settings:
     """SQLite files under `directory` (urls None), or the cluster's fresh schemas."""
-    given = (
+    given: dict[str, Any] = (
         {} if urls is None else {"database_url": urls["database"], "keystore_url": urls["keystore"]}
     )
     settings = Settings(data_dir=directory, retention_sweep_seconds=0, kek_rotate_every=0, **given)

@@ -36,6 +36,7 @@ from benchmarks.bench_inprocess import (
 from benchmarks.common import Row, median_us, per_second, target
 from memory_store.domain import Principal, Role
 from memory_store.keys.envelope import new_item_key
+from memory_store.pending import Pending
 from memory_store.runtime import Runtime
 from memory_store.services.memories import ListQuery
 
@@ -65,7 +66,7 @@ def _write_cost(runtime: Runtime, seconds: float, runs: int) -> list[Row]:
         for _ in range(runs):
             keyring.begin_storing_item_keys = store  # type: ignore[method-assign]
             with_keys.append(per_second(write, seconds=seconds))
-            keyring.begin_storing_item_keys = lambda *_a, **_k: lambda: None  # type: ignore[method-assign]
+            keyring.begin_storing_item_keys = lambda *_a, **_k: Pending.done(None)  # type: ignore[method-assign]
             without.append(per_second(write, seconds=seconds))
     finally:
         keyring.begin_storing_item_keys = store  # type: ignore[method-assign]

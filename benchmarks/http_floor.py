@@ -75,7 +75,7 @@ class Write(BaseModel):
 
 app = FastAPI()
 LIST_BODY = list_body()
-LIST_OBJECTS = json.loads(LIST_BODY)
+LIST_OBJECTS: dict[str, Any] = json.loads(LIST_BODY)
 WRITE_BODY = write_body()
 
 
