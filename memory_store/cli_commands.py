@@ -85,7 +85,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
     from uvicorn.config import STARTUP_FAILURE  # noqa: PLC0415
     from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
-    from memory_store.app import create_app  # noqa: PLC0415
+    from memory_store.app import create_app, freeze_startup_heap  # noqa: PLC0415
 
     host, port = args.host or settings.host, args.port or settings.port
     options: dict[str, Any] = {
@@ -105,6 +105,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
         app = create_app(settings)
         try:
             _banner(settings, host, port, new=new)
+            freeze_startup_heap()
             uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         finally:  # the app's shutdown closes it; not if the server stopped before starting it
             app.state.runtime.close()
@@ -122,6 +123,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, new: bool) -> int:
         runtime.sweeper.start(settings.retention_sweep_seconds)
         runtime.indexer.start(settings.recall_index_seconds)
         runtime.keys.start()
+        freeze_startup_heap()
         # What uvicorn.run(..., workers=N) does, keeping the supervisor to read how its
         # workers ended: one that could not start stops them all, and the command fails.
         config = uvicorn.Config(
