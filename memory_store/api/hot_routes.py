@@ -1,12 +1,12 @@
-"""The assistant's three hottest routes (write, list, get one) served without FastAPI's routing
-and dependency solving, which cost more per request than the rest of the framework together
-(benchmarks/RESULTS.md, issue 14).
+"""The hottest routes served without FastAPI's routing and dependency solving, which cost more
+per request than the rest of the framework together (benchmarks/RESULTS.md, issue 14): the
+assistant's write, list and get one, and a user's list and get of their own memories.
 
 `HotRoutes` is the innermost of the app's middleware, so the request id, the body limit, the
 access log line and the security headers are the same as on every other route. For a request
-to one of the three routes it parses the path, the query and the body with the very types the
+to one of those routes it parses the path, the query and the body with the very types the
 routes declare (deps.py, schemas.py), authenticates the caller as `get_principal` does, and
-calls the same answer functions as the routes (assistant.py). Refusals go through the app's
+calls the same answer functions as the routes (assistant.py, me.py). Refusals go through the app's
 own exception handlers, so they are recorded and rendered as on the documented path.
 
 Anything it does not recognise as well formed (a parameter missing, repeated or invalid, a
@@ -29,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memory_store.api import assistant
+from memory_store.api import assistant, me
 from memory_store.api.deps import (
     CategoryQuery,
     CursorQuery,
@@ -57,7 +57,7 @@ _LIST_QUERY: dict[str, TypeAdapter[Any]] = {
 # Starlette's own pattern for a path parameter: one segment, at least one character.
 _SEGMENT = "([^/]+)"
 
-# What a hot route does once parsed and the caller known: an answer function of assistant.py.
+# What a hot route does once parsed and the caller known: an answer function of its router.
 Answer = Callable[[Services, Principal], Awaitable[Response]]
 # A route's parser: the path's parameters, the query's and the body in; the answer (its
 # arguments bound) out, or None to leave the request to FastAPI.
@@ -96,12 +96,13 @@ def _parse_write(path: list[str], query: dict[str, str], body: bytes | None) -> 
     )
 
 
+def _listing(query: dict[str, str]) -> ListQuery:
+    rules = _LIST_QUERY.items()
+    return ListQuery(**{name: _valid(rule, query[name]) for name, rule in rules if name in query})
+
+
 def _parse_list(path: list[str], query: dict[str, str], body: bytes | None) -> Answer:
-    user_id, purpose = _valid(_USER_ID, path[0]), _purpose(query)
-    given = {
-        name: _valid(adapter, query[name]) for name, adapter in _LIST_QUERY.items() if name in query
-    }
-    listing = ListQuery(**given)
+    user_id, purpose, listing = _valid(_USER_ID, path[0]), _purpose(query), _listing(query)
     return lambda services, principal: assistant.list_answer(
         services, principal, user_id, purpose, listing
     )
@@ -113,6 +114,16 @@ def _parse_get(path: list[str], query: dict[str, str], body: bytes | None) -> An
     return lambda services, principal: assistant.get_answer(
         services, principal, user_id, memory_id, purpose
     )
+
+
+def _parse_my_list(path: list[str], query: dict[str, str], body: bytes | None) -> Answer:
+    listing = _listing(query)
+    return lambda services, principal: me.list_own_answer(services, principal, listing)
+
+
+def _parse_my_get(path: list[str], query: dict[str, str], body: bytes | None) -> Answer:
+    memory_id = _valid(_MEMORY_ID, path[0])
+    return lambda services, principal: me.get_own_answer(services, principal, memory_id)
 
 
 class HotRoute:
@@ -129,6 +140,8 @@ HOT_ROUTES = (
     HotRoute("POST", "/v1/users/{user_id}/memories", _parse_write),
     HotRoute("GET", "/v1/users/{user_id}/memories", _parse_list),
     HotRoute("GET", "/v1/users/{user_id}/memories/{memory_id}", _parse_get),
+    HotRoute("GET", "/v1/me/memories", _parse_my_list),
+    HotRoute("GET", "/v1/me/memories/{memory_id}", _parse_my_get),
 )
 
 

@@ -17,6 +17,7 @@ from memory_store.api.deps import (
 )
 from memory_store.api.erasures import ERASURE_RESPONSES, PreferHeader, erasure_answer
 from memory_store.api.responses import model_response
+from memory_store.domain import Principal
 from memory_store.errors import InvalidRequest
 from memory_store.schemas import (
     AccessLogPage,
@@ -29,6 +30,8 @@ from memory_store.schemas import (
     UserExport,
     WhoAmI,
 )
+from memory_store.services.container import Services
+from memory_store.services.memories import ListQuery
 
 router = APIRouter(prefix="/v1/me", tags=["user"])
 
@@ -54,6 +57,11 @@ async def list_my_memories(
     query: ListQueryDep, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
     """Everything kept about you, newest first; `q` searches the contents."""
+    return await list_own_answer(services, principal, query)
+
+
+async def list_own_answer(services: Services, principal: Principal, query: ListQuery) -> Response:
+    """The route above once parsed (api/hot_routes.py calls it too)."""
     memories = services.memories
     if query.q:  # a search decrypts to match: in a thread
         page = await run_in_threadpool(memories.list_own, principal, query)
@@ -88,6 +96,11 @@ async def get_my_memory(
     memory_id: MemoryIdPath, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
     """One of your memories. Its ETag is its version, for `If-Match` on PATCH."""
+    return await get_own_answer(services, principal, memory_id)
+
+
+async def get_own_answer(services: Services, principal: Principal, memory_id: str) -> Response:
+    """The route above once parsed (api/hot_routes.py calls it too)."""
     memories = services.memories
     if services.inline_reads:
         memory = await memories.begin_get_own(principal, memory_id).answered()

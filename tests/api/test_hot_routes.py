@@ -47,14 +47,16 @@ def test_every_hot_route_is_a_documented_route(app: FastAPI) -> None:
 
 
 def test_the_hot_routes_are_served_without_fastapis_dependencies(
-    app: FastAPI, client: TestClient, assistant_token: str, solved: list[str]
+    app: FastAPI, client: TestClient, assistant_token: str, alice_token: str, solved: list[str]
 ) -> None:
     memory = write_memory(client, assistant_token)
     alice = "/v1/users/alice/memories"
     for path in (alice, f"{alice}/{memory['id']}"):
         answer = client.get(path, params={"purpose": PURPOSE}, headers=bearer(assistant_token))
         assert answer.status_code == 200
-    assert solved == []  # the write, the list and the get: none through FastAPI's routing
+    for path in ("/v1/me/memories", f"/v1/me/memories/{memory['id']}"):
+        assert client.get(path, headers=bearer(alice_token)).status_code == 200
+    assert solved == []  # the write, the lists and the gets: none through FastAPI's routing
 
     client.get(
         "/v1/users/alice/context", params={"purpose": PURPOSE}, headers=bearer(assistant_token)
@@ -145,8 +147,8 @@ def _headers(token: str, tokens: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def tokens(assistant_token: str, alice_token: str) -> dict[str, str]:
-    return {"assistant": assistant_token, "alice": alice_token}
+def tokens(assistant_token: str, alice_token: str, bob_token: str) -> dict[str, str]:
+    return {"assistant": assistant_token, "alice": alice_token, "bob": bob_token}
 
 
 def _url(user: str, query: list[tuple[str, str]], tail: str = "") -> str:
@@ -254,6 +256,24 @@ def test_a_write_of_any_body_gets_the_same_answer_from_both_paths(
         if content_type is not None:
             headers["Content-Type"] = content_type
         _both(app, client, "POST", _url("alice", OK), content=body, headers=headers)
+
+
+def test_a_users_own_reads_get_the_same_answer_from_both_paths(
+    app: FastAPI, client: TestClient, tokens: dict[str, str]
+) -> None:
+    memory = write_memory(client, tokens["assistant"])
+    for n in range(3):
+        write_memory(client, tokens["assistant"], content=f"likes tea {n}")
+    lists: list[list[tuple[str, str]]] = (
+        [[]] + [query[1:] for _, _, query in LIST_CASES] + [[("limit", "1"), ("limit", "2")]]
+    )
+    for token in ["alice", "bob", "assistant", "none", "garbage"]:
+        headers = _headers(token, tokens)
+        for query in lists:
+            url = f"/v1/me/memories?{urlencode(query)}" if query else "/v1/me/memories"
+            _both(app, client, "GET", url, headers=headers)
+        for tail in [memory["id"], "mem_nothing-here", "x" * 65]:
+            _both(app, client, "GET", f"/v1/me/memories/{tail}", headers=headers)
 
 
 # And anything at all, several things wrong at once.
