@@ -60,7 +60,7 @@ try:
     from langgraph.store.base import PutOp
     from langgraph.store.postgres import PostgresStore
 except ImportError:  # the bench extra is not installed
-    PostgresStore = None  # type: ignore[misc,assignment]
+    PostgresStore = None  # type: ignore[misc,assignment,unused-ignore]
 
 MEMORIES = 200
 TWO_WORKERS_GOAL = 1.6

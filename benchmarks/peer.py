@@ -15,7 +15,7 @@ try:
     from langgraph.store.base import PutOp
     from langgraph.store.sqlite import SqliteStore
 except ImportError:  # the bench extra is not installed
-    SqliteStore = None  # type: ignore[misc,assignment]
+    SqliteStore = None  # type: ignore[misc,assignment,unused-ignore]
 
 NAMESPACE = "memories"
 
@@ -49,7 +49,8 @@ class LangGraphPeer:
     def list(self, user_id: str, limit: int = 20) -> list[Any]:
         """The user's most recently updated items. Without an embedding index, SqliteStore
         has no keyword search: a `query` would be ignored, so none is passed."""
-        return self.store.search((NAMESPACE, user_id), limit=limit)
+        found: list[Any] = self.store.search((NAMESPACE, user_id), limit=limit)
+        return found
 
     def close(self) -> None:
         self._conn.close()
