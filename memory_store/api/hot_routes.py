@@ -18,6 +18,7 @@ definition of each parameter, and the 4xx answers have one author.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -60,9 +61,10 @@ _SEGMENT = "([^/]+)"
 # What a hot route does once parsed and the caller known: an answer function of its router.
 Answer = Callable[[Services, Principal], Awaitable[Response]]
 # A route's parser: the path's parameters, the query's and the body in; the answer (its
-# arguments bound) out, or None to leave the request to FastAPI.
+# arguments bound) out. It raises _Refused to leave the request to FastAPI.
+Parser = Callable[[list[str], dict[str, str], bytes | None], Answer]
+# One of the app's exception handlers.
 Handler = Callable[[Request, Exception], Awaitable[Response]]
-Parser = Callable[[list[str], dict[str, str], bytes | None], Answer | None]
 
 
 class _Refused(Exception):
@@ -188,13 +190,11 @@ class HotRoutes:
             message = await receive()  # the whole body: RequestContextMiddleware buffered it
             body = message.get("body", b"")
             receive = _replay(message, receive)
-        answer = None
+        answer: Answer | None = None
         query = _query(scope["query_string"])
         if query is not None and (hot.method != "POST" or _is_json(content_type)):
-            try:
+            with contextlib.suppress(_Refused):
                 answer = hot.parse(path, query, body)
-            except _Refused:
-                answer = None
         if answer is None:  # FastAPI says what is wrong, as it always has
             await self.app(scope, receive, send)
             return
