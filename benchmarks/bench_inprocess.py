@@ -48,6 +48,7 @@ from audit import AuditRecord, Frontier, SigningKey, seal
 from benchmarks import peer, rss
 from benchmarks.common import PLOT, Row, per_second, per_second_concurrent, target
 from benchmarks.floor import SqliteFloor
+from memory_store.app import freeze_startup_heap
 from memory_store.config import Settings
 from memory_store.domain import Principal, Role
 from memory_store.keys.envelope import new_item_key
@@ -107,7 +108,13 @@ def _write_many(runtime: Runtime, user_id: str, contents: list[tuple[str, str]])
 
 
 def _open(directory: Path) -> Runtime:
-    return open_runtime(Settings(data_dir=directory, retention_sweep_seconds=0))
+    """A runtime, its start-up heap then frozen as `memory-store serve` freezes it
+    (app.freeze_startup_heap): otherwise a full collection, walking every object of the
+    recall model and of the peer's imports (80 ms here), lands in whichever call is being
+    timed, the peer's as well as ours."""
+    runtime = open_runtime(Settings(data_dir=directory, retention_sweep_seconds=0))
+    freeze_startup_heap()
+    return runtime
 
 
 # -- 1. hot paths, beside the floor and the peer ------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -123,9 +124,17 @@ def new_item_key(user: UserKey, memory_id: str, version: int) -> ItemKey:
     )
 
 
+def _item_aad_prefix(user: UserKey) -> bytes:
+    """What every item key of `user` is bound to, before its memory and version."""
+    return b"\x00".join((_ITEM_WRAP, user.user_id.encode(), user.key_id.encode(), b""))
+
+
 def _item_aad(user: UserKey, memory_id: str, version: int) -> bytes:
-    parts = (user.user_id.encode(), user.key_id.encode(), memory_id.encode(), b"%d" % version)
-    return b"\x00".join((_ITEM_WRAP, *parts))
+    return _item_aad_after(_item_aad_prefix(user), memory_id, version)
+
+
+def _item_aad_after(prefix: bytes, memory_id: str, version: int) -> bytes:
+    return b"%s%s\x00%d" % (prefix, memory_id.encode(), version)
 
 
 def wrap_item(user: UserKey, item: ItemKey) -> bytes:
@@ -149,17 +158,28 @@ def unwrap_item(
     return ItemKey(user.user_id, user.key_id, memory_id, version, item_id, secret)
 
 
-def rewrap_item(old: UserKey, new: UserKey, memory_id: str, version: int, wrapped: bytes) -> bytes:
-    """An item key wrapped under `old` (a secret of the user's key), wrapped under `new` (its
-    next issue: the same user and key id, so the same binding). DecryptionError if it does not
-    open. The re-issue's inner loop: one binding, two AES-GCM calls, no objects."""
-    aad = _item_aad(old, memory_id, version)
-    try:
-        secret = old.aead.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
-    except (InvalidTag, ValueError):
-        raise DecryptionError from None
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return nonce + new.aead.encrypt(nonce, secret, aad)
+def rewrap_items(
+    old: UserKey, new: UserKey, items: Sequence[tuple[str, int, bytes]]
+) -> list[bytes | None]:
+    """Item keys (memory id, version, wrapped bytes) wrapped under `old` (a secret of the
+    user's key), each wrapped under `new` (its next issue: the same user and key id, so the
+    same binding), or None where one does not open. A re-issue runs this over every item key
+    the user holds (10,000 at the quota), so what is the same for all is done once: the
+    binding's prefix, the two ciphers, and one read of the random source for every nonce."""
+    prefix = _item_aad_prefix(old)
+    decrypt, encrypt = old.aead.decrypt, new.aead.encrypt
+    nonces = secrets.token_bytes(NONCE_BYTES * len(items))
+    rewrapped: list[bytes | None] = []
+    for n, (memory_id, version, wrapped) in enumerate(items):
+        aad = _item_aad_after(prefix, memory_id, version)
+        try:
+            secret = decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
+        except (InvalidTag, ValueError):
+            rewrapped.append(None)
+            continue
+        nonce = nonces[n * NONCE_BYTES : (n + 1) * NONCE_BYTES]
+        rewrapped.append(nonce + encrypt(nonce, secret, aad))
+    return rewrapped
 
 
 def item_id_of(blob: bytes) -> str | None:

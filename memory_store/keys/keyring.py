@@ -32,7 +32,7 @@ from memory_store.keys.envelope import (
     WrappedKey,
     item_id_of,
     new_data_key,
-    rewrap_item,
+    rewrap_items,
     unwrap_item,
     wrap_item,
 )
@@ -52,14 +52,12 @@ _RETRIES = 5  # a re-issue racing an insert of item keys: read the key again, th
 def _rewrap(items: list[StoredItemKey], old: UserKey, new: UserKey) -> list[StoredItemKey]:
     """Item keys wrapped under `old`, wrapped under `new` (one that will not open is left as
     it is: unreadable before, and after)."""
-    moved = []
-    for item in items:
-        try:
-            wrapped = rewrap_item(old, new, item.memory_id, item.version, item.wrapped)
-        except DecryptionError:
-            continue
-        moved.append(StoredItemKey(item.memory_id, item.item_id, item.version, wrapped))
-    return moved
+    rewrapped = rewrap_items(old, new, [(i.memory_id, i.version, i.wrapped) for i in items])
+    return [
+        StoredItemKey(item.memory_id, item.item_id, item.version, wrapped)
+        for item, wrapped in zip(items, rewrapped, strict=True)
+        if wrapped is not None
+    ]
 
 
 class ItemKeys:

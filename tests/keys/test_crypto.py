@@ -26,6 +26,7 @@ from memory_store.keys.envelope import (
     new_data_key,
     new_item_key,
     open_sealed,
+    rewrap_items,
     seal,
     unwrap_item,
     wrap_item,
@@ -185,6 +186,45 @@ def test_an_item_key_unwraps_only_as_its_own_memory_and_version_under_its_users_
             unwrap_item(user, memory_id, version, ALICE.item_id, wrapped)
             pytest.fail(case)
     assert ALICE.secret not in wrapped
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    bound=st.lists(
+        st.tuples(st.text(min_size=1, max_size=30), st.integers(min_value=1, max_value=10**6)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_batch_rewrap_opens_under_the_next_issue_each_key_that_opened_under_the_last(
+    bound: list[tuple[str, int]],
+) -> None:
+    """A re-issue's batch: each item key that opens under the old secret comes out wrapped
+    under the new one, for its own memory and version only, with a nonce of its own; one
+    that does not open (altered) comes out as None, and its neighbours are unaffected."""
+    old = ALICE_USER
+    new = make_key("alice", key_id=old.key_id)
+    items = [new_item_key(old, memory_id, version) for memory_id, version in bound]
+    wrapped = [wrap_item(old, item) for item in items]
+    altered = len(items) // 2
+    wrapped[altered] = wrapped[altered][:-1] + bytes([wrapped[altered][-1] ^ 1])
+    batch = [(i.memory_id, i.version, w) for i, w in zip(items, wrapped, strict=True)]
+
+    rewrapped = rewrap_items(old, new, batch)
+
+    assert rewrapped[altered] is None
+    for n, (item, again) in enumerate(zip(items, rewrapped, strict=True)):
+        if n == altered:
+            continue
+        assert again is not None
+        opened = unwrap_item(new, item.memory_id, item.version, item.item_id, again)
+        assert opened.secret == item.secret
+        with pytest.raises(DecryptionError):
+            unwrap_item(old, item.memory_id, item.version, item.item_id, again)
+        with pytest.raises(DecryptionError):
+            unwrap_item(new, item.memory_id, item.version + 1, item.item_id, again)
+    nonces = [w[:NONCE_BYTES] for w in rewrapped if w is not None]
+    assert len(set(nonces)) == len(nonces)
 
 
 def test_repr_of_an_item_key_never_shows_its_bytes() -> None:
