@@ -3,19 +3,22 @@
 Three servers run side by side, each uvicorn on uvloop and httptools, no access log: the
 real app with one worker (`python -m memory_store serve`, a temporary data directory, a real
 assistant token, its default logging), the same app with two workers (`serve --workers 2`,
-the same data directory), and the floor (http_floor.py, one worker: a bare FastAPI app
-answering the same-size JSON as a page of 20 memories, once as pre-serialised bytes, the
-floor the targets are judged against, and once as objects that FastAPI serialises by its
-default path, for comparison; and a bare POST that parses a body of the write's shape and
-answers 201 with the same-size JSON). wrk drives each in turn with 2 threads and 32
-connections: the three floors, then list 20, get one and write (a Lua script POSTs a
-different JSON body each request, with the Authorization header, to 100 users in turn, so
-that none nears the per-user quota) on each app, interleaved and rotated run by run. The
-assistant token's rate limit is raised out of reach (the limiter still runs). Each ratio is
-the median of the per-run ratios; the two-worker rows are compared with the same one-worker
-floor. Targets (issue 14): list / the same-size GET of bytes >= 0.5, write / the bare POST
->= 0.45, and p99 <= 3x the floor's p99 in the same run. The list and the get are also
-compared with the floor of objects, without a target.
+on a copy of that data directory: a deployment of its own, whose indexer embeds only what
+is written to it), and the floor (http_floor.py, one worker: a bare FastAPI app answering
+the same-size JSON as a page of 20 memories, once as pre-serialised bytes, the floor the
+targets are judged against, and once as objects that FastAPI serialises by its default
+path, for comparison; and a bare POST that parses a body of the write's shape and answers
+201 with the same-size JSON). wrk drives each in turn with 2 threads and 32 connections:
+the three floors, then list 20, get one and write (a Lua script POSTs a different JSON body
+each request, with the Authorization header, to 100 users in turn, so that none nears the
+per-user quota) on each app, interleaved and rotated run by run. Each run starts once every
+server is idle (`settle`): a write run leaves the recall indexer embedding what it wrote
+for a while (about 100 memories a second), work that belongs to the write, not to whichever
+run comes next. The assistant token's rate limit is raised out of reach (the limiter still
+runs). Each ratio is the median of the per-run ratios; the two-worker rows are compared
+with the same one-worker floor. Targets (issue 14): list / the same-size GET of bytes >=
+0.5, write / the bare POST >= 0.45, and p99 <= 3x the floor's p99 in the same run. The list
+and the get are also compared with the floor of objects, without a target.
 
 Needs wrk (Debian package `wrk`; `make bench` installs it when it can). Without it this
 module is skipped, and says so.
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,16 +242,68 @@ def body_size(load: Target) -> int:
 
 
 def interleaved(
-    targets: dict[str, Target], *, seconds: float, runs: int, connections: int = CONNECTIONS
+    targets: dict[str, Target],
+    *,
+    seconds: float,
+    runs: int,
+    connections: int = CONNECTIONS,
+    servers: Sequence[int] = (),
 ) -> dict[str, list[WrkResult]]:
-    """Each target driven in turn, `runs` times, the order rotating run by run."""
+    """Each target driven in turn, `runs` times, the order rotating run by run; each run
+    only once the `servers` (pids) have finished what the run before left them to do."""
     results: dict[str, list[WrkResult]] = {name: [] for name in targets}
     names = list(targets)
     for run_number in range(runs):
         shift = run_number % len(names)
         for name in names[shift:] + names[:shift]:
+            settle(servers)
             results[name].append(wrk(targets[name], seconds, connections))
     return results
+
+
+def settle(pids: Sequence[int], *, idle_share: float = 0.05, limit_seconds: float = 120) -> float:
+    """Wait until the processes `pids` and their children together use less than
+    `idle_share` of a core (over half a second), at most `limit_seconds`; how long it took.
+    A write run leaves each server's recall indexer embedding what was written (about 100
+    memories a second, a core's worth): a run started meanwhile would be measured against
+    that work, which is the write's, in every server, the floor's run included."""
+    if not pids:
+        return 0.0
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    started = time.monotonic()
+    before = _cpu_seconds(pids, tick)
+    while time.monotonic() - started < limit_seconds:
+        time.sleep(0.5)
+        now = _cpu_seconds(pids, tick)
+        if now - before < idle_share * 0.5:
+            break
+        before = now
+    return time.monotonic() - started
+
+
+def _cpu_seconds(roots: Sequence[int], tick: float) -> float:
+    """The CPU time (user and system) used so far by the processes `roots` and every process
+    descended from them, as /proc says it."""
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()  # after the command's name: state, ppid, ...
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+    family = set(roots)
+    grown = True
+    while grown:
+        children = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= children
+        grown = bool(children)
+    return sum(used.get(pid, 0) for pid in family) * tick
 
 
 def ratio(results: dict[str, list[WrkResult]], a: str, b: str, field: str) -> float:
@@ -269,7 +324,8 @@ def run(quick: bool = False) -> list[Row]:
         tmp = Path(tmp_name)
         data_dir = tmp / "var"
         token, memory_id = prepare(Settings(data_dir=data_dir, retention_sweep_seconds=0))
-        env = service_env(data_dir)
+        shutil.copytree(data_dir, tmp / "var2")
+        env, env2 = service_env(data_dir), service_env(tmp / "var2")
         script = tmp / "post.lua"
         script.write_text(POST_SCRIPT)
         app_port, app2_port, floor_port = free_port(), free_port(), free_port()
@@ -290,15 +346,15 @@ def run(quick: bool = False) -> list[Row]:
                 f"http://127.0.0.1:{app_port}/healthz",
                 tmp / "app.log",
                 env,
-            ),
+            ) as app_pid,
             server(
                 service_command(app2_port, 2),
                 f"http://127.0.0.1:{app2_port}/healthz",
                 tmp / "app2.log",
-                env,
+                env2,
                 workers=2,
-            ),
-            server(floor_command(floor_port), floor, tmp / "floor.log", env),
+            ) as app2_pid,
+            server(floor_command(floor_port), floor, tmp / "floor.log", env) as floor_pid,
         ):
             sizes = (
                 body_size(targets["list"]),
@@ -307,7 +363,8 @@ def run(quick: bool = False) -> list[Row]:
             )
             for load in targets.values():  # warm up every path once
                 wrk(load, warmup)
-            results = interleaved(targets, seconds=seconds, runs=runs)
+            pids = (app_pid, app2_pid, floor_pid)
+            results = interleaved(targets, seconds=seconds, runs=runs, servers=pids)
     return _rows(results, seconds, sizes)
 
 

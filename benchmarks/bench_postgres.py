@@ -228,18 +228,20 @@ def _workers(cluster: Cluster, tmp: Path, seconds: int, runs: int) -> list[Row]:
         loads = service_targets(port, token, memory_id, script)
         targets |= {f"list{suffix}": loads["list"], f"write{suffix}": loads["write"]}
     with (
-        server(service_command(one), f"http://127.0.0.1:{one}/healthz", tmp / "one.log", env),
+        server(
+            service_command(one), f"http://127.0.0.1:{one}/healthz", tmp / "one.log", env
+        ) as one_pid,
         server(
             service_command(two, 2),
             f"http://127.0.0.1:{two}/healthz",
             tmp / "two.log",
             env,
             workers=2,
-        ),
+        ) as two_pid,
     ):
         for load in targets.values():
             wrk(load, 1)
-        results = interleaved(targets, seconds=seconds, runs=runs)
+        results = interleaved(targets, seconds=seconds, runs=runs, servers=(one_pid, two_pid))
     rows = []
     for name in ("list 20", "write"):
         for suffix, label in (("", "1 worker"), ("-2w", "2 workers")):
