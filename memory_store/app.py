@@ -176,7 +176,7 @@ def freeze_startup_heap() -> None:
     recall model's vocabulary) out of the garbage collector's way, in a server process about
     to serve: they live as long as the process, yet each full collection walked them all,
     in the middle of requests. With this the p99 of a list of 20 under load fell from
-    150-250 ms to 55-70 ms (benchmarks/RESULTS.md). Only for a process that serves until it
+    150-250 ms to 55-70 ms (benchmarks/HISTORY.md). Only for a process that serves until it
     exits: a cycle among frozen objects is never collected."""
     gc.collect()
     gc.freeze()

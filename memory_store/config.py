@@ -16,7 +16,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 # Connections per database per process, and so request threads per process (app.py). SQLite
 # admits one writer at a time, and a waiting writer polls with sleeps of up to 100 ms: 40
 # threads (anyio's default) contending for the lock made the slowest writes wait seconds,
-# while 8 threads, queued in order, served as many requests (benchmarks/RESULTS.md).
+# while 8 threads, queued in order, served as many requests (benchmarks/HISTORY.md).
 SQLITE_POOL_SIZE = 8
 # A PostgreSQL connection is a server process: 3 databases x 10 x 2 workers stays well under
 # its default max_connections (100).

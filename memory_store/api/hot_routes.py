@@ -1,5 +1,5 @@
 """The hottest routes served without FastAPI's routing and dependency solving, which cost more
-per request than the rest of the framework together (benchmarks/RESULTS.md, issue 14): the
+per request than the rest of the framework together (benchmarks/HISTORY.md, issue 14): the
 assistant's write, list and get one, and a user's list and get of their own memories.
 
 `HotRoutes` is the innermost of the app's middleware, so the request id, the body limit, the

@@ -1,7 +1,7 @@
 """Plain DB-API statements: how every module of storage/ talks to its database.
 
 The ORM builds, caches and materialises objects at about 50x the cost of the SQL itself on
-the request paths (benchmarks/RESULTS.md: 488 us against 10 us for one row). Here pooled
+the request paths (benchmarks/HISTORY.md: 488 us against 10 us for one row). Here pooled
 connections run fixed SQL strings and hand back tuples. The tables are declared once, in
 tables.py, for Alembic; every read and write is SQL through this class (or, for the two
 group-committing writers, on their own connection: group_commit.py).
