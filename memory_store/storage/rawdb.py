@@ -156,8 +156,29 @@ class RawDB:
             finally:
                 cursor.close()
 
-    def one(self, statement: str, params: Params) -> tuple[Any, ...] | None:
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """A connection for one statement that only reads. On PostgreSQL it runs in
+        autocommit, its own transaction: one round trip, where BEGIN, the statement and the
+        pool's ROLLBACK on return were three (a read went from ~550 to ~200 us on loopback,
+        the pool's ping included). The same isolation: a single statement sees one snapshot
+        either way."""
         with self.connection() as conn:
+            if self.sqlite:
+                yield conn
+                return
+            dbapi = conn.dbapi_connection
+            dbapi.autocommit = True  # idle after the pool's checkout: allowed, no round trip
+            try:
+                yield conn
+            finally:
+                try:
+                    dbapi.autocommit = False  # as every other user of the pool expects
+                except Exception:  # broken meanwhile: it must not go back in autocommit
+                    conn.invalidate()
+
+    def one(self, statement: str, params: Params) -> tuple[Any, ...] | None:
+        with self._reading() as conn:
             cursor = conn.cursor()
             cursor.execute(self.sql(statement), params)
             row = cursor.fetchone()
@@ -171,7 +192,7 @@ class RawDB:
             return int(cursor.rowcount)
 
     def all(self, statement: str, params: Params) -> list[tuple[Any, ...]]:
-        with self.connection() as conn:
+        with self._reading() as conn:
             cursor = conn.cursor()
             cursor.execute(self.sql(statement), params)
             rows = cursor.fetchall()
